@@ -1,0 +1,1 @@
+"""Genre-driven film appliance."""
