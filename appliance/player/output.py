@@ -1,0 +1,242 @@
+"""Where composed frames go: the Jetson console (KMS), a desktop window, or nowhere.
+
+Every output can also record what it presents into an MP4 (a preview of a show, or proof
+in a test that the right frames were shown).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pygame
+
+log = logging.getLogger("appliance.player")
+
+SPECS = ("kms", "window", "offscreen", "auto")
+_PREVIEW_MAX = (1280, 720)
+
+
+def preview_size(size: tuple[int, int], cap: tuple[int, int] = _PREVIEW_MAX) -> tuple[int, int]:
+    """``size`` scaled down (aspect kept, even numbers) to fit ``cap``."""
+    w, h = size
+    scale = min(1.0, cap[0] / w, cap[1] / h)
+    return max(2, int(w * scale) // 2 * 2), max(2, int(h * scale) // 2 * 2)
+
+
+class Recorder:
+    """Writes frames to an H.264 MP4 on a background thread (no frame is ever skipped)."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.size = size
+        self.frames = 0
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._container = av.open(str(self.path), "w")
+        rate = Fraction(fps).limit_denominator(1001)
+        self._stream = self._container.add_stream("libx264", rate=rate)
+        self._stream.width, self._stream.height = size
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = {"preset": "fast", "crf": "23"}
+        self._stream.codec_context.time_base = 1 / rate
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="record", daemon=True)
+        self._thread.start()
+
+    def write(self, frame: av.VideoFrame) -> None:
+        """Queue a frame (any size/format: it is converted on the writer thread)."""
+        frame.pts = self.frames
+        self.frames += 1
+        self._queue.put(frame)
+
+    def _run(self) -> None:
+        w, h = self.size
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                break
+            if self._error is not None:
+                continue
+            try:
+                pts = frame.pts
+                out = frame.reformat(width=w, height=h, format="yuv420p")
+                out.pts = pts
+                out.time_base = self._stream.codec_context.time_base
+                self._container.mux(self._stream.encode(out))
+            except Exception as exc:  # noqa: BLE001 - a full disk must not stop the show
+                self._error = exc
+                log.error("recording to %s failed: %s", self.path, exc)
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        try:
+            if self._error is None:
+                self._container.mux(self._stream.encode(None))
+        finally:
+            self._container.close()
+
+
+def _grab(surface: pygame.Surface) -> av.VideoFrame:
+    """Copy a surface into a VideoFrame (one memcpy for 32-bit surfaces)."""
+    w, h = surface.get_size()
+    if surface.get_bytesize() == 4:
+        masks = surface.get_masks()
+        fmt = {
+            (0xFF0000, 0xFF00, 0xFF): "bgra",
+            (0xFF, 0xFF00, 0xFF0000): "rgba",
+        }.get(tuple(masks[:3]))
+        if fmt is not None:
+            view = surface.get_view("1")
+            try:
+                rows = np.frombuffer(view, np.uint8).reshape(h, surface.get_pitch())
+                frame = av.VideoFrame.from_ndarray(
+                    np.ascontiguousarray(rows[:, : w * 4]).reshape(h, w, 4), format=fmt
+                )
+            finally:
+                del view
+            return frame
+    data = np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8).reshape(h, w, 3)
+    return av.VideoFrame.from_ndarray(data, format="rgb24")
+
+
+class Output:
+    """A display target. Compose into ``surface``, then call ``present()``."""
+
+    kind = "none"
+
+    def __init__(
+        self,
+        size: tuple[int, int],
+        fps: float,
+        *,
+        record: str | Path | None = None,
+        record_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.size = size
+        self.fps = fps
+        self.presented = 0
+        self.first_frame_presented = False
+        self.on_first_frame: Callable[[], None] | None = None  # e.g. send READY=1
+        self.recorder = (
+            Recorder(record, fps, record_size or preview_size(size)) if record else None
+        )
+        self.surface: pygame.Surface = pygame.Surface(size)
+
+    def _show(self) -> None:
+        """Put ``surface`` on screen (nothing for headless outputs)."""
+
+    def present(self) -> None:
+        """Show the composed ``surface`` (and record it)."""
+        self._show()
+        if self.recorder is not None:
+            self.recorder.write(_grab(self.surface))
+        self.presented += 1
+        if not self.first_frame_presented:
+            self.first_frame_presented = True
+            if self.on_first_frame is not None:
+                self.on_first_frame()
+
+    def close(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+
+
+class DisplayOutput(Output):
+    """An SDL display: ``kms`` (console, fullscreen), ``window`` or ``offscreen`` (dummy)."""
+
+    def __init__(
+        self,
+        kind: str,
+        size: tuple[int, int],
+        fps: float,
+        *,
+        record: str | Path | None = None,
+        record_size: tuple[int, int] | None = None,
+    ) -> None:
+        self.kind = kind
+        if kind == "kms":
+            os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
+            flags = pygame.FULLSCREEN
+        elif kind == "window":
+            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                raise RuntimeError("no DISPLAY or WAYLAND_DISPLAY")
+            if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen", "kmsdrm"):
+                del os.environ["SDL_VIDEODRIVER"]
+            flags = 0
+        elif kind == "offscreen":
+            if os.environ.get("SDL_VIDEODRIVER") != "offscreen":
+                os.environ["SDL_VIDEODRIVER"] = "dummy"
+            flags = 0
+        else:
+            raise ValueError(f"unknown output {kind!r}")
+        pygame.display.quit()
+        try:
+            pygame.display.init()
+            self._display = pygame.display.set_mode(size, flags)
+        except pygame.error as exc:
+            pygame.display.quit()
+            raise RuntimeError(str(exc)) from exc
+        pygame.display.set_caption("appliance")
+        if kind == "kms":
+            pygame.mouse.set_visible(False)
+        super().__init__(size, fps, record=record, record_size=record_size)
+        # compose straight into the display surface when it has the right size
+        if self._display.get_size() == tuple(size):
+            self.surface = self._display
+        else:
+            self.surface = pygame.Surface(size, 0, self._display)
+        self._headless = os.environ.get("SDL_VIDEODRIVER") == "dummy"
+
+    def _show(self) -> None:
+        if self.surface is not self._display:
+            pygame.transform.scale(self.surface, self._display.get_size(), self._display)
+        if not self._headless:
+            pygame.event.pump()  # keep the window/console responsive
+            pygame.display.flip()
+
+    def close(self) -> None:
+        super().close()
+        pygame.display.quit()
+
+
+def open_output(
+    spec: str,
+    size: tuple[int, int],
+    fps: float,
+    *,
+    record: str | None = None,
+    record_size: tuple[int, int] | None = None,
+) -> Output:
+    """Open ``spec`` ("kms" | "window" | "offscreen" | "auto").
+
+    "auto" tries kms, then window, then offscreen, logging which one was chosen and why.
+    ``record="x.mp4"`` also writes every presented frame to that MP4 at ``record_size``
+    (default: ``size`` capped at 1280x720).
+    """
+    if spec not in SPECS:
+        raise ValueError(f"unknown output {spec!r}; expected one of {', '.join(SPECS)}")
+    kinds = ["kms", "window", "offscreen"] if spec == "auto" else [spec]
+    reasons = []
+    for kind in kinds:
+        try:
+            out = DisplayOutput(kind, size, fps, record=record, record_size=record_size)
+        except RuntimeError as exc:
+            if spec != "auto":
+                raise
+            reasons.append(f"{kind}: {exc}")
+            continue
+        if spec == "auto":
+            why = f" ({'; '.join(reasons)})" if reasons else ""
+            log.info("output: using %s%s", kind, why)
+        return out
+    raise RuntimeError("no output could be opened: " + "; ".join(reasons))
