@@ -1,0 +1,151 @@
+"""Windows every hop → engine → smoothing → GenreEstimate.
+
+Features are computed incrementally: each hop only the new STFT frames are computed and
+appended to a rolling window, which gives exactly the frames ``log_mel`` computes offline
+for the same window (frames are not centred), at a fraction of the cost.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from appliance.listen.bundle import Bundle
+from appliance.listen.engine import Engine
+from appliance.listen.estimate import GENRES, NONE, GenreEstimate
+from appliance.listen.frontend import log_mel
+
+
+@dataclass(frozen=True)
+class Smoothing:
+    """How raw engine outputs become a steady reading. Bundles may override (manifest
+    ``listener``), because the right amount depends on the window and hop."""
+
+    tau_s: float = 1.0            # time constant of the moving average over probabilities
+    switch_margin: float = 0.10   # a new genre must lead the current one by this much
+    music_on: float = 0.45        # smoothed p(none) below this: music starts
+    music_off: float = 0.65       # smoothed p(none) above this: music stops
+    level_floor_db: float = -65.0  # below this window level (dBFS) the room is silent
+
+    @classmethod
+    def from_manifest(cls, m: dict) -> Smoothing:
+        d = m.get("listener", {})
+        return cls(**{k: float(d[k]) for k in cls.__dataclass_fields__ if k in d})
+
+
+class Listener:
+    """Feed audio at the engine's rate; get one GenreEstimate per hop."""
+
+    def __init__(self, engine: Engine, smoothing: Smoothing | None = None) -> None:
+        b: Bundle = engine.bundle
+        self.engine = engine
+        self.bundle = b
+        self.fe = b.frontend
+        self.smoothing = smoothing or Smoothing.from_manifest(b.manifest)
+        self.labels = list(b.labels)
+        self._none_idx = self.labels.index(NONE) if NONE in self.labels else None
+        self._genre_idx = [self.labels.index(g) for g in GENRES if g in self.labels]
+        if b.hop_samples % self.fe.hop_length:
+            raise ValueError("bundle hop must be a whole number of front-end frames")
+        self._frames_per_hop = b.hop_samples // self.fe.hop_length
+        self._n_frames = b.n_frames
+        self._mel = np.zeros((self.fe.n_mels, self._n_frames), np.float32)
+        self._frames_seen = 0
+        # samples from the start of the next frame onwards (frame k starts at k * hop_length)
+        self._pending = np.zeros(0, np.float32)
+        self._heard = 0  # samples fed so far
+        self._energy = np.zeros(self._n_frames, np.float32)  # mean square per frame hop
+        self._since_estimate = 0
+        self._alpha = 1.0 - math.exp(-b.hop_s / max(1e-6, self.smoothing.tau_s))
+        self._smooth: np.ndarray | None = None
+        self._music = False
+        self._genre = NONE
+        self.last_engine_ms = 0.0
+        self.last_frontend_ms = 0.0
+
+    @property
+    def time(self) -> float:
+        """Audio time heard so far, in seconds."""
+        return self._heard / self.fe.sample_rate
+
+    def feed(self, samples: np.ndarray) -> list[GenreEstimate]:
+        out: list[GenreEstimate] = []
+        hop = self.bundle.hop_samples
+        pos = 0
+        while pos < len(samples):
+            take = min(len(samples) - pos, hop - self._since_estimate)
+            self._push(samples[pos:pos + take])
+            pos += take
+            self._since_estimate += take
+            if self._since_estimate >= hop:
+                self._since_estimate = 0
+                if self._frames_seen >= self._n_frames:
+                    out.append(self._estimate())
+        return out
+
+    def _push(self, chunk: np.ndarray) -> None:
+        self._heard += len(chunk)
+        buf = np.concatenate([self._pending, np.asarray(chunk, np.float32)])
+        fe = self.fe
+        if len(buf) < fe.n_fft:
+            self._pending = buf
+            return
+        t0 = time.perf_counter()
+        new = log_mel(buf, fe)
+        k = new.shape[1]
+        used = k * fe.hop_length
+        frames = np.lib.stride_tricks.sliding_window_view(buf[:used], fe.hop_length)[
+            ::fe.hop_length]
+        energy = np.mean(frames.astype(np.float32) ** 2, axis=1)
+        self._pending = buf[used:]
+        if k >= self._n_frames:
+            self._mel[:] = new[:, -self._n_frames:]
+            self._energy[:] = energy[-self._n_frames:]
+        else:
+            self._mel = np.roll(self._mel, -k, axis=1)
+            self._mel[:, -k:] = new
+            self._energy = np.roll(self._energy, -k)
+            self._energy[-k:] = energy
+        self._frames_seen += k
+        self.last_frontend_ms += (time.perf_counter() - t0) * 1000
+
+    def _estimate(self) -> GenreEstimate:
+        t0 = time.perf_counter()
+        probs, _emb = self.engine.infer(self._mel[None, None])
+        self.last_engine_ms = (time.perf_counter() - t0) * 1000
+        p = probs[0].astype(np.float64)
+        level_db = 10 * math.log10(float(self._energy.mean()) + 1e-12)
+        if level_db < self.smoothing.level_floor_db and self._none_idx is not None:
+            p = np.zeros_like(p)
+            p[self._none_idx] = 1.0
+        if self._smooth is None:
+            self._smooth = p
+        else:
+            self._smooth = self._smooth + self._alpha * (p - self._smooth)
+        s = self._smooth
+        sm = self.smoothing
+        if self._none_idx is not None:
+            p_none = s[self._none_idx]
+            if self._music and p_none > sm.music_off:
+                self._music = False
+            elif not self._music and p_none < sm.music_on:
+                self._music = True
+        else:
+            self._music = True
+        if not self._music:
+            self._genre = NONE
+        else:
+            best = max(self._genre_idx, key=lambda i: s[i])
+            cur = self.labels.index(self._genre) if self._genre in self.labels else None
+            if cur is None or cur == self._none_idx or s[best] > s[cur] + sm.switch_margin:
+                self._genre = self.labels[best]
+        confidence = float(s[self.labels.index(self._genre)]) if self._genre in self.labels else 0.0
+        self.last_frontend_ms, fe_ms = 0.0, self.last_frontend_ms
+        self.last_cost_ms = fe_ms + self.last_engine_ms
+        return GenreEstimate(
+            t=self.time, probs={lab: float(v) for lab, v in zip(self.labels, s, strict=True)},
+            music_present=self._music, genre=self._genre, confidence=confidence,
+            raw_probs={lab: float(v) for lab, v in zip(self.labels, p, strict=True)})
