@@ -1,0 +1,132 @@
+"""The front end and the listener: same features offline and streaming, right answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from appliance.listen import load_bundle
+from appliance.listen.bundle import BundleError, write_manifest
+from appliance.listen.engine import OnnxEngine, check_engine
+from appliance.listen.frontend import FrontEnd, log_mel
+from appliance.listen.listener import Listener
+from tests.conftest import LABELS, band_tone_hz
+
+SR = 16000
+
+
+def tone(hz: float, seconds: float, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return (amp * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+
+
+def test_front_end_matches_librosa_reference():
+    librosa = pytest.importorskip("librosa")
+    fe = FrontEnd()
+    rng = np.random.default_rng(1)
+    x = (0.1 * rng.standard_normal(SR * 2) + tone(440, 2)).astype(np.float32)
+    ref = librosa.feature.melspectrogram(
+        y=x, sr=fe.sample_rate, n_fft=fe.n_fft, hop_length=fe.hop_length, n_mels=fe.n_mels,
+        fmin=fe.fmin, fmax=fe.fmax, center=False, power=2.0, window="hann", htk=False)
+    ours = log_mel(x, fe)
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, np.log(ref + fe.log_floor), atol=1e-3)
+
+
+def test_training_uses_the_runtime_front_end():
+    """Training must not carry its own feature code: it imports the listener's function."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "training"
+    users = []
+    for py in root.glob("*.py"):
+        tree = ast.parse(py.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == "appliance.listen.frontend":
+                users.append(py.name)
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in (
+                    "melspectrogram", "stft"):
+                pytest.fail(f"{py.name} computes its own spectrogram")
+    assert users, "no training module imports appliance.listen.frontend"
+
+
+def test_streaming_features_equal_offline_features(band_bundle):
+    """What the listener feeds the engine is exactly log_mel of the same window."""
+    seen = []
+
+    class Recorder(OnnxEngine):
+        def infer(self, features):
+            seen.append(features[0, 0].copy())
+            return super().infer(features)
+
+    b = load_bundle(band_bundle)
+    lis = Listener(Recorder(b))
+    rng = np.random.default_rng(2)
+    audio = (0.2 * rng.standard_normal(SR * 3)).astype(np.float32)
+    pos = 0
+    for size in [1000, 37, 5000, 8000, 123, 20000, 13840]:  # odd chunk sizes, like a capture
+        lis.feed(audio[pos:pos + size])
+        pos += size
+    assert pos == len(audio) and len(seen) >= 3
+    # the last estimate came at 3.0 s; its window is the last window_samples samples
+    want = log_mel(audio[-b.window_samples:], b.frontend)
+    np.testing.assert_allclose(seen[-1], want, rtol=0, atol=1e-4)
+
+
+def test_listener_names_the_band_and_follows_a_change(band_bundle):
+    lis = Listener(OnnxEngine(load_bundle(band_bundle)))
+    first = lis.feed(tone(band_tone_hz(2), 4.0))      # band 2 → ragtime
+    assert first and first[-1].genre == "ragtime" and first[-1].music_present
+    later = lis.feed(tone(band_tone_hz(0), 4.0))      # band 0 → baroque
+    assert later[-1].genre == "baroque"
+    changed_at = next(e.t for e in later if e.genre == "baroque")
+    assert 4.0 < changed_at <= 7.0
+    assert [round(e.t, 2) for e in first] == [1.0 + 0.5 * i for i in range(len(first))]
+
+
+def test_digital_silence_is_no_music(band_bundle):
+    lis = Listener(OnnxEngine(load_bundle(band_bundle)))
+    out = lis.feed(tone(band_tone_hz(1), 3.0) * 0 + 1e-6)
+    assert out and all(not e.music_present and e.genre == "none" for e in out)
+
+
+def test_bundle_hashes_are_verified_on_load(band_bundle, tmp_path):
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(band_bundle, copy)
+    load_bundle(copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[-1] ^= 0xFF
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="checksum mismatch"):
+        load_bundle(copy)
+    (copy / "model.onnx").unlink()
+    with pytest.raises(BundleError, match="missing"):
+        load_bundle(copy)
+
+
+def test_bundle_without_manifest_is_refused_in_plain_words(tmp_path):
+    with pytest.raises(BundleError, match="no manifest.json"):
+        load_bundle(tmp_path)
+
+
+def test_engine_check_against_the_bundles_own_vectors(band_bundle, tmp_path):
+    import shutil
+
+    result = check_engine(OnnxEngine(load_bundle(band_bundle)))
+    assert result["top1_agreement"] == 1.0 and result["vectors"] == 4
+    # vectors that disagree with the model are caught
+    copy = tmp_path / "b"
+    shutil.copytree(band_bundle, copy)
+    d = dict(np.load(copy / "test_vectors.npz"))
+    d["probs_fp32"] = np.roll(d["probs_fp32"], 1, axis=1)
+    np.savez(copy / "test_vectors.npz", **d)
+    import json
+
+    m = json.loads((copy / "manifest.json").read_text())
+    m.pop("files")
+    write_manifest(copy, m)
+    assert check_engine(OnnxEngine(load_bundle(copy)))["top1_agreement"] < 1.0
+    assert LABELS == list(load_bundle(copy).labels)
