@@ -1,0 +1,174 @@
+"""The box's one config file (/etc/appliance/appliance.toml).
+
+Every key has a built-in default, so the demo runs with no file at all. The file is checked
+against :data:`SCHEMA` with :func:`appliance.schema.validate`: every problem is reported at
+once, and a bad value falls back to its default so the box still comes up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.schema import Field, Problem, Schema, validate
+
+DEFAULT_PATH = Path("/etc/appliance/appliance.toml")
+DEFAULT_ENGINE_NAME = "current"
+"""The shipped engine bundle: ``engines/current`` beside the ``appliance`` package."""
+DEMO_SHOW = Path("media") / "demo"
+
+
+def _check_source(value: str) -> str | None:
+    scheme, sep, rest = value.partition(":")
+    if not sep or scheme not in ("alsa", "file"):
+        return f"expected 'alsa:DEVICE' or 'file:PATH', got {value!r}"
+    if not rest:
+        return f"'{scheme}:' needs a {'device' if scheme == 'alsa' else 'file path'} after it"
+    return None
+
+
+SCHEMA: Schema = {
+    "audio": {
+        "source": Field("str", "alsa:default", "alsa:DEVICE or file:PATH",
+                        check=_check_source),
+        "rate": Field("int", 48000, "device sample rate (Hz)", minimum=8000, maximum=192000),
+        "channels": Field("int", 1, "channels captured (mixed to mono)", minimum=1, maximum=32),
+        "period_frames": Field("int", 1024, "ALSA period size (frames)",
+                               minimum=32, maximum=65536),
+        "format": Field("str", "S16_LE", "ALSA sample format", choices=("S16_LE", "S32_LE")),
+    },
+    "listen": {
+        "engine": Field("path", "", "engine bundle folder; empty = the shipped default"),
+        "backend": Field("str", "auto", "inference backend",
+                         choices=("auto", "tensorrt", "onnxruntime")),
+        "threads": Field("int", 1, "CPU threads for inference", minimum=1, maximum=64),
+    },
+    "show": {
+        "path": Field("path", "", "show folder; empty = the demo show"),
+    },
+    "display": {
+        "output": Field("str", "auto", "where the film goes",
+                        choices=("auto", "kms", "window", "offscreen")),
+        "record": Field("path", "", "also record the output to this MP4; empty = don't"),
+    },
+    "service": {
+        "events_dir": Field("path", "/var/lib/appliance/events",
+                            "one JSON-lines file of show events per day"),
+        "log_level": Field("str", "info", "log verbosity",
+                           choices=("debug", "info", "warning", "error")),
+    },
+}
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    source: str = "alsa:default"
+    rate: int = 48000
+    channels: int = 1
+    period_frames: int = 1024
+    format: str = "S16_LE"
+
+
+@dataclass(frozen=True)
+class ListenConfig:
+    engine: Path  # resolved: the shipped default bundle when the file leaves it empty
+    backend: str = "auto"
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class ShowConfig:
+    path: Path  # resolved: the demo show when the file leaves it empty
+
+
+@dataclass(frozen=True)
+class DisplayConfig:
+    output: str = "auto"
+    record: Path | None = None
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    events_dir: Path = Path("/var/lib/appliance/events")
+    log_level: str = "info"
+
+
+@dataclass(frozen=True)
+class Config:
+    audio: AudioConfig
+    listen: ListenConfig
+    show: ShowConfig
+    display: DisplayConfig
+    service: ServiceConfig
+    source: Path | None = None  # the file these values came from; None = built-in defaults
+
+
+def repo_root() -> Path:
+    """The folder holding ``appliance/``, ``engines/``, ``media/`` (/opt/appliance on the box)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def default_engine_dir() -> Path:
+    return repo_root() / "engines" / DEFAULT_ENGINE_NAME
+
+
+def demo_show_dir() -> Path:
+    return repo_root() / DEMO_SHOW
+
+
+def _resolve(value: Any, base: Path) -> Path | None:
+    """Empty -> None; relative paths are taken relative to the config file's folder."""
+    if value in ("", None):
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def config_from_values(values: dict[str, dict[str, Any]], base: Path,
+                       source: Path | None = None) -> Config:
+    """Build the dataclass tree from validated values, resolving defaults and relative paths."""
+    audio, listen, show = values["audio"], values["listen"], values["show"]
+    display, service = values["display"], values["service"]
+    audio_source = audio["source"]
+    if audio_source.startswith("file:"):
+        audio_source = f"file:{_resolve(audio_source[5:], base)}"
+    return Config(
+        audio=AudioConfig(audio_source, audio["rate"], audio["channels"],
+                          audio["period_frames"], audio["format"]),
+        listen=ListenConfig(_resolve(listen["engine"], base) or default_engine_dir(),
+                            listen["backend"], listen["threads"]),
+        show=ShowConfig(_resolve(show["path"], base) or demo_show_dir()),
+        display=DisplayConfig(display["output"], _resolve(display["record"], base)),
+        service=ServiceConfig(_resolve(service["events_dir"], base) or Path(
+            SCHEMA["service"]["events_dir"].default), service["log_level"]),
+        source=source,
+    )
+
+
+def default_config() -> Config:
+    """The built-in defaults: the demo show, the shipped engine, the default ALSA device."""
+    values, _ = validate("", SCHEMA, "defaults")
+    return config_from_values(values, Path.cwd())
+
+
+def load_config(path: Path | None = None) -> tuple[Config, list[Problem]]:
+    """Read the config file; never raises for a bad file — problems come back as a list.
+
+    ``path=None`` means the default path, which may be missing (built-in defaults are used).
+    A path given explicitly that does not exist is a problem (probably a typo on the command
+    line), and the defaults are used.
+    """
+    explicit = path is not None
+    path = Path(path) if path is not None else DEFAULT_PATH
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if not explicit:
+            return default_config(), []
+        return default_config(), [Problem(name, None, "", "config file not found")]
+    except (OSError, UnicodeDecodeError) as error:
+        return default_config(), [Problem(name, None, "", f"cannot read config file: {error}")]
+    values, problems = validate(text, SCHEMA, name)
+    return config_from_values(values, path.resolve().parent, source=path), problems
