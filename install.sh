@@ -75,15 +75,13 @@ install_box() {
     $sudo_ python3 -m venv --system-site-packages "$PREFIX/venv"
   fi
   $sudo_ "$PREFIX/venv/bin/python" -m pip install -q --upgrade pip
-  $sudo_ "$PREFIX/venv/bin/python" -m pip install -q "$PREFIX/src"
+  # editable: the package finds its shipped engines/ and media/ beside it in $PREFIX/src
+  $sudo_ "$PREFIX/venv/bin/python" -m pip install -q -e "$PREFIX/src"
   if [ -d /usr/local/cuda ] && ! "$PREFIX/venv/bin/python" -c "import pycuda" 2>/dev/null; then
     say "building pycuda against /usr/local/cuda (TensorRT backend)"
     PATH="/usr/local/cuda/bin:$PATH" $sudo_ -E "$PREFIX/venv/bin/python" -m pip install -q pycuda \
       || echo "warning: pycuda did not build; the box will use ONNX Runtime on the CPU" >&2
   fi
-  # the code, shipped engines and demo show live in the package folder
-  $sudo_ ln -sfn "$PREFIX/src/engines" "$PREFIX/engines"
-  $sudo_ ln -sfn "$PREFIX/src/media" "$PREFIX/media"
 
   if ! id appliance >/dev/null 2>&1; then
     say "creating the 'appliance' user"

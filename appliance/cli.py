@@ -30,9 +30,9 @@ def _setup_logging(level: str = "info") -> None:
 
 
 def _demo_dir() -> Path:
-    from appliance.show.showfile import default_show_dir
+    from appliance.config import demo_show_dir
 
-    return default_show_dir()
+    return demo_show_dir()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

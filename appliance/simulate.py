@@ -38,7 +38,9 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
     When the audio ends before the show does, silence follows until the performance's
     ending has played (or, with no performance under way, the show simply stops).
     """
-    show = load_show_or_raise(show_dir)
+    show, problems = load_show_or_raise(show_dir)
+    for p in problems:
+        log.warning("%s", p)
     listener = open_listener(engine_dir, backend=backend)
     rate = listener.fe.sample_rate
     hop = listener.bundle.hop_samples
@@ -49,7 +51,8 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
                     show.size, show.fps, realtime=realtime)
     loop = ShowLoop(Director(show), player, events)
     # a performance that starts at the very end of the audio still gets its film and ending
-    limit_s = length_s + show.main_duration + show.longest_ending + 60.0
+    longest_ending = max((m.duration_s for m in show.endings.values()), default=0.0)
+    limit_s = length_s + show.main.duration_s + longest_ending + 60.0
     wall0 = time.perf_counter()
     engine_ms: list[float] = []
     frame = 0

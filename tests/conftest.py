@@ -75,7 +75,7 @@ def make_band_bundle(folder: Path, *, window_s: float = 1.0, hop_s: float = 0.5)
 
 def band_tone_hz(k: int) -> float:
     """A frequency whose energy lands in the middle of the test bundle's band k."""
-    from appliance.listen.frontend import FrontEnd, _mel_to_hz, _hz_to_mel
+    from appliance.listen.frontend import FrontEnd, _hz_to_mel, _mel_to_hz
 
     fe = FrontEnd()
     lo, hi = _hz_to_mel(np.array([fe.fmin, fe.fmax]))
@@ -87,3 +87,78 @@ def band_tone_hz(k: int) -> float:
 @pytest.fixture(scope="session")
 def band_bundle(tmp_path_factory) -> Path:
     return make_band_bundle(tmp_path_factory.mktemp("bundle") / "bands-1")
+
+
+def make_film(path: Path, seconds: float, fps: int = 10, size: tuple[int, int] = (32, 32),
+              colour: tuple[int, int, int] = (80, 80, 80)) -> Path:
+    """A small solid-colour MPEG-4 film, encoded by FFmpeg through PyAV."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        image = np.zeros((size[1], size[0], 3), np.uint8)
+        image[:] = colour
+        for _ in range(round(seconds * fps)):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def make_tiny_show(folder: Path, *, main_s: float = 6.0, ending_s: float = 2.0, fps: int = 10,
+                   listen_s: float = 3.0, rest_s: float = 1.0, start_after_music_s: float = 1.0,
+                   min_confidence: float = 0.45) -> Path:
+    """A complete show small enough to simulate in a second: each film a different colour."""
+    films = {"attract.mp4": (0, 0, 0), "film.mp4": (80, 80, 80)}
+    for i, g in enumerate(["baroque", "classical", "ragtime", "jazz", "default"]):
+        films[f"endings/{g}.mp4"] = (40 * i, 200, 40)
+    for i, g in enumerate(["baroque", "classical", "ragtime", "jazz"]):
+        films[f"overlays/{g}.mp4"] = (0, 0, 60 + 40 * i)
+    for name, colour in films.items():
+        secs = main_s if name == "film.mp4" else ending_s if name.startswith("endings") else 1.0
+        make_film(folder / name, secs, fps, colour=colour)
+    genres = ["baroque", "classical", "ragtime", "jazz"]
+    (folder / "show.toml").write_text(f"""\
+[show]
+title = "tiny"
+fps = {fps}
+size = [32, 32]
+[attract]
+film = "attract.mp4"
+start_after_music_s = {start_after_music_s}
+[main]
+film = "film.mp4"
+idle_return_s = 0.0
+[overlays]
+blend = "add"
+fade_s = 0.5
+min_dwell_s = 1.0
+{chr(10).join(f'{g} = "overlays/{g}.mp4"' for g in genres)}
+[decision]
+listen_s = {listen_s}
+min_confidence = {min_confidence}
+min_music_fraction = 0.5
+[endings]
+fade_s = 0.2
+{chr(10).join(f'{g} = "endings/{g}.mp4"' for g in [*genres, "default"])}
+[after_ending]
+then = "attract"
+rest_s = {rest_s}
+""")
+    return folder
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int = 16000, channels: int = 1) -> Path:
+    """16-bit PCM WAV from float audio in [-1, 1] (interleaved if channels > 1)."""
+    import wave
+
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return path

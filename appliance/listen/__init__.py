@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from appliance.config import default_engine_dir
 from appliance.listen.bundle import Bundle, BundleError, load_bundle
 from appliance.listen.engine import open_engine
 from appliance.listen.listener import Listener, Smoothing
-
-
-def default_engine_dir() -> Path:
-    """The shipped default bundle: ``engines/current`` beside the package."""
-    return Path(__file__).resolve().parents[2] / "engines" / "current"
 
 
 def open_listener(engine_dir: Path | str | None = None, *, backend: str = "auto",

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from appliance.audio import open_source
-from appliance.config import Config
+from appliance.config import Config, demo_show_dir
 from appliance.listen import BundleError, Listener, default_engine_dir, open_listener
 from appliance.listen.estimate import GenreEstimate
 from appliance.player import Player, open_output
@@ -25,7 +25,7 @@ from appliance.service.events import EventLog
 from appliance.service.notify import Watchdog, notify, watchdog_interval
 from appliance.service.showloop import ShowLoop
 from appliance.show.director import Director
-from appliance.show.showfile import ShowError, default_show_dir, load_show_or_raise
+from appliance.show.showfile import Show, ShowError, load_show_or_raise
 
 log = logging.getLogger("appliance.service")
 
@@ -75,10 +75,10 @@ class ListenThread(threading.Thread):
 
 def _open_listener(config: Config) -> Listener:
     try:
-        return open_listener(config.listen.engine or None, backend=config.listen.backend,
+        return open_listener(config.listen.engine, backend=config.listen.backend,
                              threads=config.listen.threads)
     except (BundleError, OSError) as e:
-        if not config.listen.engine:
+        if Path(config.listen.engine).resolve() == default_engine_dir().resolve():
             raise
         log.error("engine %s unusable (%s); falling back to the shipped engine",
                   config.listen.engine, e)
@@ -86,18 +86,20 @@ def _open_listener(config: Config) -> Listener:
                              threads=config.listen.threads)
 
 
-def _load_show(config: Config):
+def _load_show(config: Config) -> Show:
     try:
-        folder = Path(config.show.path) if config.show.path else default_show_dir()
-        return load_show_or_raise(folder)
+        show, problems = load_show_or_raise(config.show.path)
     except ShowError as e:
-        if not config.show.path:
+        if Path(config.show.path).resolve() == demo_show_dir().resolve():
             raise
         log.error("show %s cannot play (%s); playing the demo show instead", config.show.path, e)
-        return load_show_or_raise(default_show_dir())
+        show, problems = load_show_or_raise(demo_show_dir())
+    for p in problems:  # what the show can live without: said once, then it plays
+        log.error("%s", p)
+    return show
 
 
-def _events_log(events_dir: str) -> EventLog:
+def _events_log(events_dir: Path) -> EventLog:
     path = Path(events_dir) / f"{datetime.now():%Y%m%d-%H%M%S}.jsonl"
     try:
         return EventLog(path)
@@ -119,7 +121,7 @@ def run(config: Config) -> int:
                          device_rate=a.rate, channels=a.channels,
                          period_frames=a.period_frames, sample_format=a.format)
     output = open_output(config.display.output, show.size, show.fps,
-                         record=config.display.record or None)
+                         record=str(config.display.record) if config.display.record else None)
     player = Player(output, show.size, show.fps, realtime=True)
     director = Director(show)
     events = _events_log(config.service.events_dir)

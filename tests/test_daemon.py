@@ -1,0 +1,144 @@
+"""`appliance run` as systemd runs it: READY after the first frame, WATCHDOG only while every
+loop progresses, STATUS, STOPPING and a quick clean exit on SIGTERM.
+
+The notify socket is real (bound here); the mic is a WAV file paced in real time and the
+screen is SDL's offscreen driver (no sound card or display on this machine). On the Jetson
+the same test runs under systemd itself: `systemctl start appliance` and
+`systemctl show -p StatusText,WatchdogTimestamp appliance`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import band_tone_hz, make_tiny_show, write_wav
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory, band_bundle) -> Path:
+    root = tmp_path_factory.mktemp("box")
+    make_tiny_show(root / "show", main_s=30.0)
+    t = np.arange(16000 * 30) / 16000
+    write_wav(root / "mic.wav", 0.3 * np.sin(2 * np.pi * band_tone_hz(3) * t))
+    (root / "appliance.toml").write_text(f"""\
+[audio]
+source = "file:{root / 'mic.wav'}"
+[listen]
+engine = "{band_bundle}"
+[show]
+path = "{root / 'show'}"
+[display]
+output = "offscreen"
+[service]
+events_dir = "{root / 'events'}"
+log_level = "info"
+""")
+    return root
+
+
+class Daemon:
+    def __init__(self, box: Path, tmp: Path, **env: str) -> None:
+        self.sock_path = str(tmp / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.sock_path)
+        self.messages: list[tuple[float, str]] = []
+        e = {**os.environ, "NOTIFY_SOCKET": self.sock_path, "SDL_VIDEODRIVER": "dummy", **env}
+        self.t0 = time.monotonic()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "run", "--config", str(box / "appliance.toml")],
+            env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # the watchdog must name this process
+        self.sock.settimeout(0.1)
+
+    def collect(self, seconds: float) -> list[str]:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                msg = self.sock.recv(4096).decode()
+            except TimeoutError:
+                continue
+            for line in msg.splitlines():
+                self.messages.append((time.monotonic() - self.t0, line))
+        return [m for _, m in self.messages]
+
+    def wait_for(self, wanted: str, timeout: float) -> float:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.collect(0.1)
+            for t, m in self.messages:
+                if m == wanted:
+                    return t
+            if self.proc.poll() is not None:
+                break
+        out = self.proc.stdout.read() if self.proc.poll() is not None else ""
+        pytest.fail(f"no {wanted} within {timeout} s; got {self.messages}\n{out}")
+
+    def stop(self) -> tuple[int, float]:
+        t = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = -9
+        return rc, time.monotonic() - t
+
+    def close(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.sock.close()
+        return self.proc.stdout.read()
+
+
+def test_ready_status_watchdog_and_clean_stop(box, tmp_path):
+    d = Daemon(box, tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="")
+    try:
+        ready_at = d.wait_for("READY=1", timeout=60)
+        d.collect(4.0)
+        msgs = [m for t, m in d.messages if t > ready_at]
+        assert msgs.count("WATCHDOG=1") >= 2, d.messages
+        statuses = [m for m in msgs if m.startswith("STATUS=")]
+        assert statuses and "input ok" in statuses[0], statuses
+        rc, took = d.stop()
+        d.collect(0.3)
+        assert rc == 0
+        assert took < 2.0, f"took {took:.2f} s to stop"
+        assert "STOPPING=1" in [m for _, m in d.messages]
+    finally:
+        log = d.close()
+    assert "first frame presented" in log
+    # READY was sent only after a frame was on screen: the log line precedes it
+    events = list((box / "events").glob("*.jsonl"))
+    assert events, "no show events file"
+    lines = [json.loads(x) for x in events[-1].read_text().splitlines()]
+    assert lines[0]["event"] == "state" and lines[-1]["event"] == "stats"
+    assert lines[-1]["presented"] > 0
+
+
+def test_watchdog_stops_when_the_listener_stalls(box, tmp_path):
+    d = Daemon(box, tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="",
+               APPLIANCE_TEST_STALL="listen@3")
+    try:
+        ready_at = d.wait_for("READY=1", timeout=60)
+        d.collect(max(0.0, ready_at + 8.0 - (time.monotonic() - d.t0)))
+        pings = [t for t, m in d.messages if m == "WATCHDOG=1"]
+        assert any(t < ready_at + 3 for t in pings), d.messages   # healthy at first
+        # stalled from ~3 s after start; stall_s = 2 s; one ping period of grace
+        assert not [t for t in pings if t > ready_at + 6.5], d.messages
+        rc, _ = d.stop()
+        assert rc == 0
+    finally:
+        log = d.close()
+    stalled = [line for line in log.splitlines() if "stalled:" in line]
+    assert stalled and "listen" in stalled[0], log
