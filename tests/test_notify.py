@@ -27,7 +27,7 @@ def received(sock) -> list[str]:
         while True:
             out.append(sock.recv(4096).decode())
             sock.settimeout(0.05)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return out
 
 
