@@ -47,7 +47,7 @@ log_level = "info"
 
 
 class Daemon:
-    def __init__(self, box: Path, tmp: Path, **env: str) -> None:
+    def __init__(self, config: Path, tmp: Path, **env: str) -> None:
         self.sock_path = str(tmp / "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.sock_path)
@@ -55,7 +55,7 @@ class Daemon:
         e = {**os.environ, "NOTIFY_SOCKET": self.sock_path, "SDL_VIDEODRIVER": "dummy", **env}
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "appliance", "run", "--config", str(box / "appliance.toml")],
+            [sys.executable, "-m", "appliance", "run", "--config", str(config)],
             env=e, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         # the watchdog must name this process
         self.sock.settimeout(0.1)
@@ -102,7 +102,7 @@ class Daemon:
 
 
 def test_ready_status_watchdog_and_clean_stop(box, tmp_path):
-    d = Daemon(box, tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="")
+    d = Daemon(box / "appliance.toml", tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="")
     try:
         ready_at = d.wait_for("READY=1", timeout=60)
         d.collect(4.0)
@@ -127,7 +127,7 @@ def test_ready_status_watchdog_and_clean_stop(box, tmp_path):
 
 
 def test_watchdog_stops_when_the_listener_stalls(box, tmp_path):
-    d = Daemon(box, tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="",
+    d = Daemon(box / "appliance.toml", tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="",
                APPLIANCE_TEST_STALL="listen@3")
     try:
         ready_at = d.wait_for("READY=1", timeout=60)
@@ -142,3 +142,27 @@ def test_watchdog_stops_when_the_listener_stalls(box, tmp_path):
         log = d.close()
     stalled = [line for line in log.splitlines() if "stalled:" in line]
     assert stalled and "listen" in stalled[0], log
+
+
+def test_corrupt_engine_and_bad_key_do_not_stop_the_show(box, tmp_path, band_bundle):
+    """A technician's mistakes: a corrupted engine file and a misspelt key. The box says what
+    is wrong, falls back to the shipped engine and the default for that key, and plays."""
+    import shutil
+
+    broken = tmp_path / "broken-engine"
+    shutil.copytree(band_bundle, broken)
+    with open(broken / "model.onnx", "r+b") as f:
+        f.seek(100)
+        f.write(b"\x00" * 16)
+    cfg = (box / "appliance.toml").read_text().replace(str(band_bundle), str(broken))
+    conf = tmp_path / "appliance.toml"
+    conf.write_text(cfg.replace("[display]\n", "[display]\nfulscreen = true\n"))
+    d = Daemon(conf, tmp_path)
+    try:
+        d.wait_for("READY=1", timeout=60)
+        rc, _ = d.stop()
+        assert rc == 0
+    finally:
+        log = d.close()
+    assert "checksum mismatch" in log and "falling back to the shipped engine" in log
+    assert "fulscreen" in log
