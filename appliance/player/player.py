@@ -127,7 +127,8 @@ class Player:
             return []
         newest = started[-1]
         keep_from = len(started) - 1
-        if newest.mix(t) < 1.0 and len(started) > 1:
+        waiting = newest.decoder is not None and newest.last is None  # no frame yet
+        if (newest.mix(t) < 1.0 or waiting) and len(started) > 1:
             keep_from -= 1
         for clip in started[:keep_from]:
             clip.close()
@@ -150,7 +151,11 @@ class Player:
             comp.base(self._frame(base[0], t), None, base[0].mix(t))  # first film: from black
         else:
             old, new = base
-            comp.base(self._frame(new, t), self._frame(old, t), new.mix(t))
+            cur, prev = self._frame(new, t), self._frame(old, t)
+            if cur is None and new.decoder is not None:  # realtime: not decoded yet
+                comp.base(prev, None, 1.0)
+            else:
+                comp.base(cur, prev, new.mix(t))
 
         over = self._settle(self._overlay, t)
         if len(over) == 2:
