@@ -44,7 +44,7 @@ class Recorder:
         self._stream = self._container.add_stream("libx264", rate=rate)
         self._stream.width, self._stream.height = size
         self._stream.pix_fmt = "yuv420p"
-        self._stream.options = {"preset": "fast", "crf": "23"}
+        self._stream.options = {"preset": "veryfast", "crf": "23"}  # previews must beat real time
         self._stream.codec_context.time_base = 1 / rate
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._error: BaseException | None = None
