@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -104,7 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "stopped_by_budget": hist.get("stopped_by_budget"),
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine()},
-        "built_by": "python -m training.build",
+        "built_by": "python -m training.build " + " ".join(
+            sys.argv[1:] if argv is None else argv),
     }
     metrics = export_bundle(model, out, frontend=fe, labels=LABELS, window_s=WINDOW_S,
                             hop_s=HOP_S, calib_x=calib, val_x=xv, val_y=yv, name=name,
