@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import os
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -36,7 +37,8 @@ VAL_HOP_S = 1.0
 
 DATA = Path("/work/shared/data")
 MIDI = DATA / "midi"
-CACHE = Path(__file__).resolve().parent / "cache"
+# rendered audio and windows; TRAINING_CACHE moves it (e.g. a fresh folder for a cold CI run)
+CACHE = Path(os.environ.get("TRAINING_CACHE", Path(__file__).resolve().parent / "cache"))
 PEDAL = {"baroque": 0.15, "classical": 0.55, "ragtime": 0.45}
 SCORE_GENRES = ("baroque", "classical", "ragtime")
 CACHE_VERSION = 2  # bump when rendering or augmentation changes
