@@ -162,3 +162,15 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = 16000, channels: int = 
         w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return path
+
+
+def sine_fit(x: np.ndarray, rate: int, freq: float) -> tuple[float, float]:
+    """Least-squares amplitude of a ``freq`` sine in x, and the residual RMS relative to it.
+
+    A dropped, repeated or shifted chunk anywhere in x makes the residual large."""
+    t = np.arange(x.size) / rate
+    basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
+    coef, *_ = np.linalg.lstsq(basis, x, rcond=None)
+    amp = float(np.hypot(*coef))
+    resid = x - basis @ coef
+    return amp, float(np.sqrt(np.mean(resid**2)) / (amp / np.sqrt(2)))

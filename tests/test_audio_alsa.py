@@ -22,6 +22,7 @@ import pytest
 
 from appliance.audio import AudioSource, open_source
 from appliance.audio import alsa as alsa_mod
+from tests.conftest import sine_fit
 
 RATE = 16000
 DEVICE_RATE = 48000
@@ -49,16 +50,6 @@ def write_stereo_sine(path: Path, fmt: str, seconds: float, freq: float, gains: 
     data = np.stack([g * sig for g in gains], axis=1)
     dtype, scale = ("<i2", 32767) if fmt == "S16_LE" else ("<i4", 2**31 - 1)
     (data * scale).astype(dtype).tofile(path)
-
-
-def sine_fit(x: np.ndarray, rate: int, freq: float) -> tuple[float, float]:
-    """Amplitude of a ``freq`` sine in x and residual RMS relative to it (gaps -> large)."""
-    t = np.arange(x.size) / rate
-    basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
-    coef, *_ = np.linalg.lstsq(basis, x, rcond=None)
-    amp = float(np.hypot(*coef))
-    resid = x - basis @ coef
-    return amp, float(np.sqrt(np.mean(resid**2)) / (amp / np.sqrt(2)))
 
 
 @pytest.mark.parametrize("fmt", ["S16_LE", "S32_LE"])

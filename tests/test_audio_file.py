@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from appliance.audio import AudioSource, open_source
+from tests.conftest import sine_fit
 
 RATE = 16000
 
@@ -46,18 +47,6 @@ def write_flac(path: Path, rate: int, seconds: float, freq: float, amp: float) -
 def peak_hz(x: np.ndarray, rate: int) -> float:
     spec = np.abs(np.fft.rfft(x * np.hanning(x.size)))
     return float(np.fft.rfftfreq(x.size, 1 / rate)[np.argmax(spec)])
-
-
-def sine_fit(x: np.ndarray, rate: int, freq: float) -> tuple[float, float]:
-    """Least-squares amplitude of a ``freq`` sine in x, and the residual RMS relative to it.
-
-    A dropped, repeated or shifted chunk anywhere in x makes the residual large."""
-    t = np.arange(x.size) / rate
-    basis = np.stack([np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t)], axis=1)
-    coef, *_ = np.linalg.lstsq(basis, x, rcond=None)
-    amp = float(np.hypot(*coef))
-    resid = x - basis @ coef
-    return amp, float(np.sqrt(np.mean(resid**2)) / (amp / np.sqrt(2)))
 
 
 @pytest.mark.parametrize("src_rate", [44100, 48000])

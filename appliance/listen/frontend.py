@@ -38,29 +38,24 @@ class FrontEnd:
         return cls(**known)
 
 
+# Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above
+_F_SP = 200.0 / 3
+_MIN_LOG_HZ = 1000.0
+_MIN_LOG_MEL = _MIN_LOG_HZ / _F_SP
+_LOGSTEP = np.log(6.4) / 27.0
+
+
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
-    """Slaney's mel scale: linear below 1 kHz, logarithmic above (as librosa's default)."""
     f = np.asarray(f, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    mel = f / f_sp
-    high = f >= min_log_hz
-    mel[high] = min_log_mel + np.log(f[high] / min_log_hz) / logstep
-    return mel
+    high = f >= _MIN_LOG_HZ
+    return np.where(high, _MIN_LOG_MEL + np.log(np.maximum(f, 1e-9) / _MIN_LOG_HZ) / _LOGSTEP,
+                    f / _F_SP)
 
 
 def _mel_to_hz(m: np.ndarray) -> np.ndarray:
     m = np.asarray(m, dtype=np.float64)
-    f_sp = 200.0 / 3
-    min_log_hz = 1000.0
-    min_log_mel = min_log_hz / f_sp
-    logstep = np.log(6.4) / 27.0
-    f = f_sp * m
-    high = m >= min_log_mel
-    f[high] = min_log_hz * np.exp(logstep * (m[high] - min_log_mel))
-    return f
+    high = m >= _MIN_LOG_MEL
+    return np.where(high, _MIN_LOG_HZ * np.exp(_LOGSTEP * (m - _MIN_LOG_MEL)), _F_SP * m)
 
 
 @lru_cache(maxsize=8)
