@@ -110,6 +110,7 @@ def test_ready_status_watchdog_and_clean_stop(box, tmp_path):
         assert msgs.count("WATCHDOG=1") >= 2, d.messages
         statuses = [m for m in msgs if m.startswith("STATUS=")]
         assert statuses and "input ok" in statuses[0], statuses
+        assert any("hearing jazz" in m for m in statuses), statuses  # band 3 tone
         rc, took = d.stop()
         d.collect(0.3)
         assert rc == 0

@@ -152,7 +152,8 @@ def run(config: Config) -> int:
             watchdog.beat("capture", at=source.last_progress)
             watchdog.tick()
             if now - status_at >= 1.0:
-                new = f"{director.state}; hearing {_heard(director)}; input {source.status}"
+                new = (f"{director.state}; hearing {director.genre or 'nothing yet'}; "
+                       f"input {source.status}")
                 if new != status:
                     notify(f"STATUS={new}")
                     status = new
@@ -174,7 +175,3 @@ def run(config: Config) -> int:
         events.close()
     return 0
 
-
-def _heard(director) -> str:
-    g = getattr(director, "genre", None)
-    return g or "nothing yet"

@@ -108,6 +108,11 @@ class Director:
         return self._overlay
 
     @property
+    def genre(self) -> str | None:
+        """What the room sounds like now (a genre or "none"); None before anything is heard."""
+        return self._heard_genre
+
+    @property
     def decision(self) -> str | None:
         """The ending chosen for this performance, once decided ("default" or a genre)."""
         return self._decision
