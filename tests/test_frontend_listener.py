@@ -130,3 +130,24 @@ def test_engine_check_against_the_bundles_own_vectors(band_bundle, tmp_path):
     write_manifest(copy, m)
     assert check_engine(OnnxEngine(load_bundle(copy)))["top1_agreement"] < 1.0
     assert LABELS == list(load_bundle(copy).labels)
+
+
+def test_auto_backend_falls_back_to_onnxruntime_without_tensorrt(band_bundle, caplog):
+    """This machine has no TensorRT/pycuda (ENVIRONMENT.md), so this is the real fallback.
+    On the Jetson the TensorRT path is checked with `appliance engine check --backend
+    tensorrt`, which runs the bundle's test vectors through the built plan."""
+    import importlib.util
+    import logging
+
+    from appliance.listen.engine import open_engine
+
+    if importlib.util.find_spec("tensorrt") and importlib.util.find_spec("pycuda"):
+        pytest.skip("TensorRT present: this is a Jetson; use `appliance engine check`")
+    with caplog.at_level(logging.INFO, logger="appliance.listen"):
+        engine = open_engine(load_bundle(band_bundle), "auto")
+    assert engine.backend == "onnxruntime"
+    assert "TensorRT not available" in caplog.text
+    with pytest.raises(BundleError, match="TensorRT backend asked for but not usable"):
+        open_engine(load_bundle(band_bundle), "tensorrt")
+    with pytest.raises(ValueError, match="unknown engine backend"):
+        open_engine(load_bundle(band_bundle), "cuda")
