@@ -167,3 +167,26 @@ def test_corrupt_engine_and_bad_key_do_not_stop_the_show(box, tmp_path, band_bun
         log = d.close()
     assert "checksum mismatch" in log and "falling back to the shipped engine" in log
     assert "fulscreen" in log
+
+
+def test_missing_mic_is_reported_and_the_show_plays_on(box, tmp_path):
+    """No such capture device (real libasound): READY still comes, STATUS says the input is
+    missing in plain words, and the watchdog keeps being fed — the film is still playing."""
+    cfg = (box / "appliance.toml").read_text()
+    start = cfg.index('source = "')
+    end = cfg.index("\n", start)
+    conf = tmp_path / "appliance.toml"
+    conf.write_text(cfg[:start] + 'source = "alsa:stage_mic_that_is_not_there"' + cfg[end:])
+    d = Daemon(conf, tmp_path, WATCHDOG_USEC="2000000", WATCHDOG_PID="")
+    try:
+        ready_at = d.wait_for("READY=1", timeout=60)
+        d.collect(3.5)
+        later = [m for t, m in d.messages if t > ready_at]
+        assert later.count("WATCHDOG=1") >= 2, d.messages
+        statuses = [m for m in later if m.startswith("STATUS=")]
+        assert statuses and "input no input" in statuses[-1], statuses
+        assert "stage_mic_that_is_not_there" in statuses[-1]
+        rc, _ = d.stop()
+        assert rc == 0
+    finally:
+        d.close()
