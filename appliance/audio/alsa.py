@@ -25,6 +25,30 @@ except ImportError:  # pragma: no cover - only on machines without libasound
 
 log = logging.getLogger("appliance.audio")
 
+
+def _quiet_libasound() -> None:
+    """libasound prints its own lines to stderr on every failed open; while a mic is
+    missing the source retries for hours, so those would flood the journal. The source logs
+    one plain-words line per change instead."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("asound")
+    if not name:
+        return
+    try:
+        lib = ctypes.CDLL(name)
+        handler_t = ctypes.CFUNCTYPE(None, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                                     ctypes.c_int, ctypes.c_char_p)
+        _quiet_libasound.handler = handler_t(lambda *_: None)  # kept alive with the function
+        lib.snd_lib_error_set_handler(_quiet_libasound.handler)
+    except (OSError, AttributeError):
+        pass
+
+
+if alsaaudio is not None:
+    _quiet_libasound()
+
 # sample_format name -> (numpy dtype, full scale); the PCM constant is looked up lazily.
 _FORMATS: dict[str, tuple[str, float]] = {
     "S16_LE": ("<i2", 32768.0),
