@@ -1,0 +1,92 @@
+"""training.evaluate's measuring tools on synthetic inputs (fast; no engine, no rendering)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from training import evaluate as ev
+
+
+def test_ece_of_a_calibrated_predictor_is_near_zero():
+    rng = np.random.default_rng(0)
+    conf = rng.uniform(0.2, 1.0, 200_000)
+    correct = rng.random(conf.shape) < conf  # right exactly as often as it claims
+    e, bins = ev.ece(conf, correct)
+    assert e < 0.01
+    assert len(bins) == 15
+    assert sum(b["n"] for b in bins) == len(conf)
+
+
+def test_ece_of_an_overconfident_predictor_is_large():
+    rng = np.random.default_rng(1)
+    conf = rng.uniform(0.9, 1.0, 50_000)  # claims ~95 %
+    correct = rng.random(conf.shape) < 0.6  # is right 60 % of the time
+    e, _ = ev.ece(conf, correct)
+    assert e == pytest.approx(0.35, abs=0.02)
+
+
+def _stream(hop: float, until: float, genre_at) -> list[tuple[float, str]]:
+    return [(round(t, 3), genre_at(t)) for t in np.arange(3.0, until + 1e-9, hop)]
+
+
+def test_change_delay_of_a_known_change():
+    # music from 3 s (baroque), jazz from 50 s; the smoothed genre flips at 52.5 s
+    segs = [{"genre": "baroque", "t0": 3.0, "t1": 50.0},
+            {"genre": "jazz", "t0": 50.0, "t1": 100.0}]
+
+    def g(t):
+        if t < 4.5:
+            return "none"
+        return "baroque" if t < 52.5 else "jazz"
+
+    s = _stream(0.5, 100.0, g)
+    d = ev.change_delays(s, segs)
+    assert len(d) == 1
+    assert d[0]["delay"] == pytest.approx(2.5)
+    assert ev.first_named(s, 3.0, "baroque") == {"any": pytest.approx(1.5),
+                                                 "correct": pytest.approx(1.5)}
+    assert ev.spurious_changes(s, segs) == (0, pytest.approx((50 - 4.5) + (100 - 52.5)))
+
+
+def test_a_change_never_named_is_missed_and_censored():
+    segs = [{"genre": "ragtime", "t0": 3.0, "t1": 40.0},
+            {"genre": "classical", "t0": 40.0, "t1": 90.0}]
+    s = _stream(0.5, 90.0, lambda t: "ragtime")
+    d = ev.change_delays(s, segs)
+    assert d[0]["delay"] is None and d[0]["censored_delay"] == pytest.approx(50.0)
+
+
+def test_spurious_changes_are_counted_after_the_style_is_named():
+    segs = [{"genre": "jazz", "t0": 0.0, "t1": 60.0}]
+
+    def g(t):  # named at 5 s, a blip to ragtime 20-22 s, a dropout to none at 40 s
+        if t < 5 or 40 <= t < 41:
+            return "none" if t >= 40 else "classical"
+        return "ragtime" if 20 <= t < 22 else "jazz"
+
+    n, steady = ev.spurious_changes(_stream(0.5, 60.0, g), segs)
+    assert n == 4  # jazz->ragtime, ragtime->jazz, jazz->none, none->jazz
+    assert steady == pytest.approx(55.0)
+
+
+def test_medleys_use_val_pieces_only():
+    from training import jazz
+    from training.dataset import manifest_rows
+
+    rows = {r["path"]: r for r in manifest_rows()}
+    train_works = {r["work"] for r in rows.values() if r["split"] == "train"}
+    plans = ev.medley_plan(6, seed=7)
+    styles = set()
+    for m in plans:
+        order = [s["genre"] for s in m["segments"]]
+        assert all(a != b for a, b in zip(order, order[1:], strict=False))
+        for s in m["segments"]:
+            styles.add(s["genre"])
+            assert 40.0 <= s["length"] <= 60.0 or s["source"] == "midi"
+            if s["source"] == "midi":
+                assert rows[s["piece"]]["split"] == "val", s["piece"]
+                assert s["work"] not in train_works
+            else:
+                assert jazz.title_split(s["title"]) == "val", s["title"]
+    assert styles == {"baroque", "classical", "ragtime", "jazz"}

@@ -1,0 +1,1007 @@
+"""Measure an engine bundle on the validation split and write the model report.
+
+    python -m training.evaluate ENGINE_DIR [--quick] [--out docs/] [--peer]
+
+Everything here only *measures*: no threshold, smoothing constant or model choice is tuned on
+what it sees. Windows are made the way the listener makes them (the bundle's window, hop and
+front-end parameters, ``log_mel``), and run through ``OnnxEngine`` INT8 on one thread.
+
+1. Val windows (the bundle's own val plan, rebuilt from the manifest's ``built_by``): accuracy
+   overall and per class, precision/recall, confusion matrix, 30 s clip accuracy (majority of
+   windows), no-music rejection, INT8 vs FP32 agreement.
+2. Robustness: clean (dry) renders of val clips with noise (room + hum + babble) at fixed SNRs
+   and with synthetic rooms of fixed RT60 (``training.render``'s own functions).
+3. Calibration: ECE (15 bins) and a reliability diagram.
+4. Responsiveness: medleys of val pieces (one piano, one room, style change every 40–60 s,
+   3 s of room noise first) through the box's own ``Listener`` with the bundle's smoothing.
+5. Cost: ``training.bench_engine.bench`` (front end + INT8 engine per window, one thread).
+
+Writes ``OUT/MODEL.md``, ``OUT/model/*.png`` and ``OUT/model/metrics.json``; prints the JSON
+summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
+
+import numpy as np  # noqa: E402
+
+from appliance.listen.bundle import Bundle, load_bundle  # noqa: E402
+from appliance.listen.engine import OnnxEngine  # noqa: E402
+from appliance.listen.estimate import GENRES, NONE  # noqa: E402
+from appliance.listen.frontend import log_mel  # noqa: E402
+from appliance.listen.listener import Listener  # noqa: E402
+
+# Targets of issue 3 (validation split).
+TARGETS = {
+    "window_accuracy_4style": (">=", 0.90),
+    "clip_accuracy_4style": (">=", 0.97),
+    "none_rejected": (">=", 0.98),
+    "music_called_none": ("<=", 0.02),
+    "change_delay_median_s": ("<=", 3.0),
+    "change_delay_p95_s": ("<=", 6.0),
+    "first_style_median_s": ("<=", 2.0),
+    "spurious_per_10min": ("<=", 1.0),
+    "cost_ms_per_window": ("<=", 5.0),
+    "int8_fp32_agreement": (">=", 0.99),
+}
+SNRS_DB = (30.0, 20.0, 10.0, 5.0, 0.0)
+RT60S = (0.0, 0.3, 0.8, 1.5, 2.5)
+ECE_BINS = 15
+LEAD_S = 3.0  # room noise before the music in each medley
+ROBUST_HOP_S = 1.0
+
+
+# --------------------------------------------------------------------------- pure metrics
+
+
+def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y), np.asarray(pred)), 1)
+    return cm
+
+
+def per_class_table(cm: np.ndarray, labels: list[str]) -> dict[str, dict]:
+    out = {}
+    for i, lab in enumerate(labels):
+        tp = int(cm[i, i])
+        support = int(cm[i].sum())
+        called = int(cm[:, i].sum())
+        p = tp / called if called else float("nan")
+        r = tp / support if support else float("nan")
+        f1 = 2 * p * r / (p + r) if called and support and (p + r) > 0 else float("nan")
+        out[lab] = {"precision": p, "recall": r, "f1": f1, "support": support}
+    return out
+
+
+def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS
+        ) -> tuple[float, list[dict]]:
+    """Expected calibration error of top-1 confidences: sum over equal-width bins of
+    (share of samples) * |accuracy - mean confidence|. Also returns the bins."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    corr = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return float("nan"), []
+    idx = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    total, bins = 0.0, []
+    for b in range(n_bins):
+        m = idx == b
+        n = int(m.sum())
+        if n:
+            acc, c = float(corr[m].mean()), float(conf[m].mean())
+            total += n / len(conf) * abs(acc - c)
+        else:
+            acc, c = float("nan"), float("nan")
+        bins.append({"lo": b / n_bins, "hi": (b + 1) / n_bins, "n": n, "accuracy": acc,
+                     "confidence": c})
+    return float(total), bins
+
+
+def change_delays(stream: list[tuple[float, str]], segments: list[dict]) -> list[dict]:
+    """Per style change: when the smoothed genre first names the new style.
+
+    ``stream``: (t, genre) per estimate, t = audio time at the end of its window.
+    ``segments``: [{"genre", "t0", "t1"}] in time order; a change happens at each segment's
+    ``t0`` but the first one. An estimate at t belongs to the segment with t0 < t <= t1.
+    Returns one dict per change: {"t", "genre", "delay" (s, or None if never named before
+    the next change), "censored_delay" (segment length when missed)}.
+    """
+    out = []
+    for seg in segments[1:]:
+        named = next((t for t, g in stream if seg["t0"] < t <= seg["t1"] and g == seg["genre"]),
+                     None)
+        d = None if named is None else named - seg["t0"]
+        out.append({"t": seg["t0"], "genre": seg["genre"], "delay": d,
+                    "censored_delay": d if d is not None else seg["t1"] - seg["t0"]})
+    return out
+
+
+def first_named(stream: list[tuple[float, str]], music_start: float, first_genre: str
+                ) -> dict:
+    """Delay from music start to the first style named (any) and to the right one."""
+    any_t = next((t for t, g in stream if t > music_start and g != NONE), None)
+    right_t = next((t for t, g in stream if t > music_start and g == first_genre), None)
+    return {"any": None if any_t is None else any_t - music_start,
+            "correct": None if right_t is None else right_t - music_start}
+
+
+def spurious_changes(stream: list[tuple[float, str]], segments: list[dict]) -> tuple[int, float]:
+    """Changes of the smoothed genre during steady playing: inside each segment, after the
+    genre first names the segment's style, every later change (to anything, ``none``
+    included) until the segment ends. Returns (count, seconds of steady playing)."""
+    count, steady = 0, 0.0
+    for seg in segments:
+        inside = [(t, g) for t, g in stream if seg["t0"] < t <= seg["t1"]]
+        k = next((i for i, (_, g) in enumerate(inside) if g == seg["genre"]), None)
+        if k is None:
+            continue
+        steady += seg["t1"] - inside[k][0]
+        prev = inside[k][1]
+        for _, g in inside[k + 1:]:
+            if g != prev:
+                count += 1
+                prev = g
+    return count, steady
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    return float(np.percentile(xs, q)) if xs else None
+
+
+# --------------------------------------------------------------------------- val plan
+
+
+def build_settings(manifest: dict) -> dict:
+    """How the bundle's val windows were planned, from the manifest's ``built_by``."""
+    from training.build import parse_args
+
+    cmd = manifest.get("built_by", "python -m training.build")
+    argv = shlex.split(cmd)
+    argv = argv[argv.index("training.build") + 1:] if "training.build" in argv else []
+    a = parse_args(argv)
+    td = manifest.get("training_data", {})
+    quick = bool(a.quick or td.get("quick", False))
+    seed = int(td.get("seed", a.seed))
+    mpc = None if a.minutes_per_class is None else a.minutes_per_class / 3
+    if quick:
+        mpc, clip_s = mpc or 0.2, a.clip_s or 12.0
+    else:
+        mpc, clip_s = mpc or 8.0 / 3, a.clip_s or 30.0
+    return {"minutes_per_class": mpc, "clip_s": clip_s, "seed": seed, "quick": quick,
+            "built_by": cmd}
+
+
+def val_clips(settings: dict, *, quick: bool) -> list[dict]:
+    from training.dataset import LABELS, plan
+
+    clips = plan("val", minutes_per_class=settings["minutes_per_class"],
+                 clip_s=settings["clip_s"], seed=settings["seed"])
+    if quick:  # two clips per class
+        clips = [c for g in LABELS for c in [c for c in clips if c["genre"] == g][:2]]
+    return clips
+
+
+def check_no_leak(settings: dict, clips: list[dict]) -> int:
+    """Works shared by the train plan and these val clips (must be 0)."""
+    from training.dataset import plan
+
+    train = plan("train", minutes_per_class=settings["minutes_per_class"] * 3,
+                 clip_s=settings["clip_s"], seed=settings["seed"])
+    return len({c["work"] for c in train} & {c["work"] for c in clips})
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def window_starts(x: np.ndarray, b: Bundle, hop_s: float, *, music: bool) -> list[int]:
+    """Window starts as the training recipe keeps them: music windows more than 20 dB below
+    the clip's median window level (gaps, release tails) are skipped."""
+    win = b.window_samples
+    hop = int(round(hop_s * b.frontend.sample_rate))
+    starts = list(range(0, max(1, len(x) - win + 1), hop))
+    if not music:
+        return starts
+    rms = np.array([np.sqrt(np.mean(x[s:s + win] ** 2)) + 1e-9 for s in starts])
+    ref = float(np.median(rms))
+    return [s for s, r in zip(starts, rms, strict=True) if 20 * np.log10(r / ref) >= -20]
+
+
+def features(x: np.ndarray, b: Bundle, starts: list[int]) -> np.ndarray:
+    win = b.window_samples
+    if len(x) < win:
+        x = np.concatenate([x, np.zeros(win - len(x), np.float32)])
+    return np.stack([log_mel(x[s:s + win], b.frontend) for s in starts]).astype(np.float32)
+
+
+def window_levels_db(x: np.ndarray, b: Bundle, starts: list[int]) -> np.ndarray:
+    """Window level as the listener's silence gate sees it (mean square of its frames)."""
+    n = b.n_frames * b.frontend.hop_length
+    return np.array([10 * np.log10(float(np.mean(x[s:s + n].astype(np.float64) ** 2)) + 1e-12)
+                     for s in starts])
+
+
+def run_engine(engine: OnnxEngine, feats: np.ndarray, batch: int = 32) -> np.ndarray:
+    out = [engine.infer(feats[i:i + batch, None])[0] for i in range(0, len(feats), batch)]
+    return np.concatenate(out).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- dry renders
+
+
+def _cache_dir() -> Path:
+    from training.dataset import CACHE
+
+    return CACHE / "eval"
+
+
+def _key(d: object) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def render_dry(clip: dict) -> np.ndarray:
+    """The planned val clip without the stage-mic treatment (dry piano at 16 kHz), cached."""
+    from training import jazz
+    from training.dataset import MIDI, PEDAL
+    from training.perform import excerpt, humanise, read_midi
+    from training.render import render_clip, timbre
+
+    path = _cache_dir() / f"dry-{_key(['dry', 1, {k: v for k, v in clip.items()}])}.npy"
+    if path.exists():
+        return np.load(path).astype(np.float32)
+    if clip["source"] == "midi":
+        notes = excerpt(read_midi(MIDI / clip["piece"]), clip["start"], clip["length"])
+        perf = humanise(notes, clip["seed"], pedal=PEDAL[clip["genre"]])
+    else:
+        perf, _ = jazz.jazz_performance(clip["item"], clip["seed"], length_s=clip["length"],
+                                        split=clip["split"])
+    x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7, augment=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, x.astype(np.float32))
+    return x
+
+
+def _norm(x: np.ndarray) -> np.ndarray:
+    return (x / (np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)).astype(np.float32)
+
+
+def babble(seconds: float, seed: int, voices: int = 4) -> np.ndarray:
+    """Several espeak-ng talkers at once (val sentences only), unit RMS."""
+    from training.nomusic import speech
+
+    path = _cache_dir() / f"babble-{_key(['babble', seconds, seed, voices])}.npy"
+    if path.exists():
+        return np.load(path)
+    x = sum(speech(seconds, np.random.default_rng(seed + i), split="val")
+            for i in range(voices))
+    x = _norm(np.asarray(x, np.float32))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, x)
+    return x
+
+
+def with_noise(dry: np.ndarray, snr_db: float, seed: int, bed: np.ndarray) -> np.ndarray:
+    """Dry music + (room rumble/murmur + mains hum + babble) at ``snr_db``, at -25 dBFS."""
+    from training.nomusic import room
+    from training.render import RATE, hum
+
+    rng = np.random.default_rng(seed)
+    n = len(dry)
+    off = int(rng.integers(0, max(1, len(bed) - n)))
+    b = np.resize(bed[off:], n)
+    noise = _norm(room(n / RATE, rng)[:n]) + 0.5 * _norm(hum(n, rng)) + _norm(b)
+    y = _norm(dry) + _norm(noise) * 10 ** (-snr_db / 20)
+    return np.clip(_norm(y) * 10 ** (-25 / 20), -1, 1).astype(np.float32)
+
+
+def with_reverb(dry: np.ndarray, rt60: float, seed: int) -> np.ndarray:
+    """Dry music through a synthetic room of ``rt60`` s (0: dry), at -25 dBFS."""
+    from training.render import _fft_filter, room_ir
+
+    y = dry if rt60 <= 0 else _fft_filter(dry, room_ir(np.random.default_rng(seed), rt60=rt60),
+                                          None)
+    return np.clip(_norm(y) * 10 ** (-25 / 20), -1, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- medleys
+
+
+def medley_plan(n_medleys: int, seed: int, *, segments: int = 5, seg_s: tuple = (40.0, 60.0),
+                lead_s: float = LEAD_S) -> list[dict]:
+    """Medleys of VAL pieces only: each a random order of the four styles (plus one more, no
+    style twice in a row), one piano timbre, segments of ``seg_s`` seconds."""
+    from training import jazz
+    from training.dataset import SCORE_GENRES, manifest_rows
+    from training.render import TIMBRES
+
+    rows = [r for r in manifest_rows() if r["split"] == "val"]
+    pools: dict[str, list[dict]] = {g: [r for r in rows if r["genre"] == g] for g in SCORE_GENRES}
+    pools["jazz"] = [it for it in jazz.jazz_items("val") if it["kind"] == "solo"] or \
+        jazz.jazz_items("val")
+    rng = np.random.default_rng(seed)
+    for g in pools:
+        pools[g] = [pools[g][i] for i in rng.permutation(len(pools[g]))]
+    used = dict.fromkeys(pools, 0)
+    out = []
+    for m in range(n_medleys):
+        order = list(rng.permutation(list(GENRES)))
+        while len(order) < segments:
+            order.append(str(rng.choice([g for g in GENRES if g != order[-1]])))
+        order = order[:segments]
+        tb = TIMBRES[m % len(TIMBRES)].name
+        segs = []
+        for g in order:
+            src = pools[g][used[g] % len(pools[g])]
+            used[g] += 1
+            length = float(rng.uniform(*seg_s))
+            s = int(rng.integers(0, 2**31 - 1))
+            if g == "jazz":
+                segs.append({"genre": g, "source": "jazz", "item": src, "title": src["title"],
+                             "work": "jazz:" + jazz.norm_title(src["title"]), "split": "val",
+                             "length": length, "seed": s})
+            else:
+                length = min(length, src["duration_s"])
+                start = float(rng.uniform(0.0, max(0.0, src["duration_s"] - length)))
+                segs.append({"genre": g, "source": "midi", "piece": src["path"],
+                             "work": src["work"], "split": src["split"], "start": round(start, 2),
+                             "length": length, "seed": s})
+        out.append({"timbre": tb, "lead_s": lead_s, "seed": int(rng.integers(0, 2**31 - 1)),
+                    "segments": segs})
+    return out
+
+
+def render_medley(m: dict) -> tuple[np.ndarray, list[dict]]:
+    """One medley: dry segments back to back after ``lead_s`` of nothing, then one stage-mic
+    treatment over the whole (one room, one mic, one noise bed). Returns audio and segments
+    with their times [t0, t1]."""
+    from training import jazz
+    from training.dataset import MIDI, PEDAL
+    from training.perform import excerpt, humanise, read_midi
+    from training.render import RATE, render_clip, stage_mic, timbre
+
+    path = _cache_dir() / f"medley-{_key(['medley', 1, m])}.npz"
+    if path.exists():
+        z = np.load(path)
+        return z["x"], json.loads(str(z["segs"]))
+    tb = timbre(m["timbre"])
+    parts = [np.zeros(int(m["lead_s"] * RATE), np.float32)]
+    t = m["lead_s"]
+    segs = []
+    for s in m["segments"]:
+        if s["source"] == "midi":
+            perf = humanise(excerpt(read_midi(MIDI / s["piece"]), s["start"], s["length"]),
+                            s["seed"], pedal=PEDAL[s["genre"]])
+        else:
+            perf, _ = jazz.jazz_performance(s["item"], s["seed"], length_s=s["length"],
+                                            split="val")
+        x = render_clip(perf, tb, s["seed"] + 7, augment=False)[: int(s["length"] * RATE)]
+        parts.append(x)
+        segs.append({"genre": s["genre"], "t0": t, "t1": t + len(x) / RATE,
+                     "work": s["work"]})
+        t += len(x) / RATE
+    x = stage_mic(np.concatenate(parts), np.random.default_rng(m["seed"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, x=x, segs=json.dumps(segs))
+    return x, segs
+
+
+def listen(b: Bundle, x: np.ndarray) -> tuple[list[tuple[float, str]], list[float]]:
+    """The box's own Listener (bundle smoothing, ONNX Runtime INT8, one thread), fed one hop
+    at a time as ``appliance simulate`` feeds it."""
+    lis = Listener(OnnxEngine(b, precision="int8", threads=1))
+    hop = b.hop_samples
+    stream, cost = [], []
+    for i in range(0, len(x), hop):
+        for e in lis.feed(x[i:i + hop]):
+            stream.append((e.t, e.genre))
+            cost.append(lis.last_cost_ms)
+    return stream, cost
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def eval_val(b: Bundle, clips: list[dict], log) -> dict:
+    from training.dataset import render_planned
+
+    labels = list(b.labels)
+    e8 = OnnxEngine(b, precision="int8", threads=1)
+    e32 = OnnxEngine(b, precision="fp32", threads=1) if "fp32" in b.models else None
+    ys, p8, p32, levels, clip_id, timbre_of, kind_of = [], [], [], [], [], [], []
+    for i, c in enumerate(clips):
+        x = render_planned(c)
+        starts = window_starts(x, b, b.hop_s, music=c["genre"] != NONE)
+        f = features(x, b, starts)
+        p8.append(run_engine(e8, f))
+        if e32 is not None:
+            p32.append(run_engine(e32, f))
+        levels.append(window_levels_db(x, b, starts))
+        ys += [labels.index(c["genre"])] * len(starts)
+        clip_id += [i] * len(starts)
+        timbre_of += [c.get("timbre") or c.get("kind", "")] * len(starts)
+        kind_of += [c.get("kind") or c.get("source", "")] * len(starts)
+        if (i + 1) % 20 == 0:
+            log(f"  val clip {i + 1}/{len(clips)}")
+    y = np.array(ys)
+    probs = np.concatenate(p8)
+    pred = probs.argmax(1)
+    lvl = np.concatenate(levels)
+    clip_arr = np.array(clip_id)
+    k = len(labels)
+    cm = confusion(y, pred, k)
+    none = labels.index(NONE)
+    music = y != none
+    gated = pred.copy()
+    gated[lvl < float(b.manifest.get("listener", {}).get("level_floor_db", -65.0))] = none
+    # 30 s clips: majority of windows
+    clip_true, clip_pred = [], []
+    for i, c in enumerate(clips):
+        m = clip_arr == i
+        if m.any():
+            clip_true.append(labels.index(c["genre"]))
+            clip_pred.append(int(np.bincount(pred[m], minlength=k).argmax()))
+    clip_true, clip_pred = np.array(clip_true), np.array(clip_pred)
+    cmusic = clip_true != none
+    conf = probs.max(1)
+    e, bins = ece(conf, pred == y)
+    genre_idx = [labels.index(g) for g in GENRES if g in labels]
+    pred4 = np.array(genre_idx)[probs[:, genre_idx].argmax(1)]
+    by = {}
+    for name, arr in (("timbre (none: kind)", np.array(timbre_of)),
+                      ("source", np.array(kind_of))):
+        by[name] = {str(v): {"accuracy": float((pred[arr == v] == y[arr == v]).mean()),
+                             "windows": int((arr == v).sum())}
+                    for v in sorted(set(arr.tolist()))}
+    res = {
+        "n_windows": int(len(y)), "n_clips": len(clips),
+        "windows_per_class": {lab: int((y == i).sum()) for i, lab in enumerate(labels)},
+        "window_accuracy_all": float((pred == y).mean()),
+        "window_accuracy_4style": float((pred[music] == y[music]).mean()),
+        "window_accuracy_4style_genre_argmax": float((pred4[music] == y[music]).mean()),
+        "per_class": per_class_table(cm, labels),
+        "confusion": cm.tolist(),
+        "clip_accuracy_4style": float((clip_pred[cmusic] == clip_true[cmusic]).mean()),
+        "clip_accuracy_all": float((clip_pred == clip_true).mean()),
+        "n_music_clips": int(cmusic.sum()),
+        "clip_confusion": confusion(clip_true, clip_pred, k).tolist(),
+        "none_rejected": float((pred[~music] == none).mean()),
+        "music_called_none": float((pred[music] == none).mean()),
+        "none_rejected_with_gate": float((gated[~music] == none).mean()),
+        "music_called_none_with_gate": float((gated[music] == none).mean()),
+        "ece": e, "ece_bins": bins, "mean_confidence": float(conf.mean()),
+        "by": by,
+    }
+    if p32:
+        q = np.concatenate(p32)
+        res["int8_fp32_agreement"] = float((q.argmax(1) == pred).mean())
+        res["window_accuracy_all_fp32"] = float((q.argmax(1) == y).mean())
+    return res
+
+
+def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
+    labels = list(b.labels)
+    eng = OnnxEngine(b, precision="int8", threads=1)
+    chosen = []
+    for g in GENRES:
+        cs = [c for c in clips if c["genre"] == g]
+        works: set[str] = set()
+        distinct = [c for c in cs if not (c["work"] in works or works.add(c["work"]))]
+        rest = [c for c in cs if not any(c is d for d in distinct)]
+        chosen += (distinct + rest)[:per_genre]
+    bed = babble(60.0, 4242)
+    conds = [("clean", None)] + [("snr", s) for s in SNRS_DB] + [("rt60", r) for r in RT60S]
+    hits = {c: [] for c in conds}
+    nones = {c: [] for c in conds}
+    for i, c in enumerate(chosen):
+        dry = render_dry(c)
+        starts = window_starts(dry, b, ROBUST_HOP_S, music=True)
+        yi = labels.index(c["genre"])
+        for cond in conds:
+            kind, v = cond
+            if kind == "clean":
+                x = with_reverb(dry, 0.0, 0)
+            elif kind == "snr":
+                x = with_noise(dry, v, c["seed"] + 11, bed)
+            else:
+                x = with_reverb(dry, v, c["seed"] + 13)
+            pred = run_engine(eng, features(x, b, starts)).argmax(1)
+            hits[cond] += (pred == yi).tolist()
+            nones[cond] += (pred == labels.index(NONE)).tolist()
+        log(f"  robustness clip {i + 1}/{len(chosen)}")
+
+    def row(cond):
+        return {"accuracy": float(np.mean(hits[cond])), "called_none": float(np.mean(nones[cond])),
+                "windows": len(hits[cond])}
+
+    return {"clips": len(chosen), "clips_per_genre": per_genre,
+            "clean": row(("clean", None)),
+            "snr": {f"{s:g}": row(("snr", s)) for s in SNRS_DB},
+            "reverb": {f"{r:g}": row(("rt60", r)) for r in RT60S},
+            "noise": "room rumble + murmur (training.nomusic.room) + 0.5x mains hum + 4-talker "
+                     "espeak-ng babble (val sentences), equal RMS, mixed at the SNR; -25 dBFS",
+            "reverb_how": "training.render.room_ir at the RT60 (random early reflections and "
+                          "wet share per clip), no noise; -25 dBFS"}
+
+
+def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, log) -> dict:
+    plans = medley_plan(n_medleys, seed=2026, segments=segments, seg_s=seg_s)
+    changes, firsts, spur, steady, costs, medleys = [], [], 0, 0.0, [], []
+    total_s = 0.0
+    for i, m in enumerate(plans):
+        x, segs = render_medley(m)
+        stream, cost = listen(b, x)
+        costs += cost
+        total_s += len(x) / b.frontend.sample_rate
+        ch = change_delays(stream, segs)
+        fn = first_named(stream, m["lead_s"], segs[0]["genre"])
+        n, st = spurious_changes(stream, segs)
+        changes += ch
+        firsts.append(fn)
+        spur += n
+        steady += st
+        medleys.append({"timbre": m["timbre"], "styles": [s["genre"] for s in segs],
+                        "seconds": round(len(x) / b.frontend.sample_rate, 1),
+                        "delays": [None if c["delay"] is None else round(c["delay"], 2)
+                                   for c in ch],
+                        "first_any": fn["any"], "first_correct": fn["correct"],
+                        "spurious": n})
+        log(f"  medley {i + 1}/{len(plans)}: delays {medleys[-1]['delays']}, first {fn}, "
+            f"spurious {n}")
+    d = [c["censored_delay"] for c in changes]
+    fa = [f["any"] if f["any"] is not None else float("inf") for f in firsts]
+    fc = [f["correct"] if f["correct"] is not None else float("inf") for f in firsts]
+    return {
+        "medleys": len(plans), "changes": len(changes), "audio_minutes": round(total_s / 60, 1),
+        "missed_changes": sum(c["delay"] is None for c in changes),
+        "change_delay_median_s": pct(d, 50), "change_delay_p95_s": pct(d, 95),
+        "change_delay_max_s": max(d) if d else None,
+        "first_style_median_s": pct(fa, 50), "first_style_max_s": max(fa) if fa else None,
+        "first_correct_style_median_s": pct(fc, 50),
+        "first_correct_style_max_s": max(fc) if fc else None,
+        "spurious_changes": spur, "steady_minutes": round(steady / 60, 1),
+        "spurious_per_10min": spur / (steady / 600) if steady else None,
+        "listener_ms_per_window_mean": float(np.mean(costs)) if costs else None,
+        "smoothing": b.manifest.get("listener", "Smoothing() defaults"),
+        "per_medley": medleys,
+    }
+
+
+def eval_cost(b: Bundle, runs: int, peer: bool) -> dict:
+    from training.bench_engine import bench
+
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries the JSON summary only
+        r = bench(b.path, runs=runs, peer=peer)
+    out = {"frontend_ms": r["frontend_ms"][0], "int8_ms": r.get("int8_ms", [None])[0],
+           "fp32_ms": r.get("fp32_ms", [None])[0], "params": r.get("params"),
+           "int8_bytes": r.get("int8_bytes")}
+    if out["int8_ms"] is not None:
+        out["cost_ms_per_window"] = out["frontend_ms"] + out["int8_ms"]
+    if peer:
+        out["peer_fp32_ms"] = r["peer_fp32_ms"][0]
+        out["peer_params"] = r["peer_params"]
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def met(key: str, value: float | None) -> bool | None:
+    if value is None or key not in TARGETS or (isinstance(value, float) and np.isnan(value)):
+        return None
+    op, t = TARGETS[key]
+    return bool(value >= t) if op == ">=" else bool(value <= t)
+
+
+def plots(res: dict, labels: list[str], outdir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    made = []
+    cm = np.array(res["val"]["confusion"], dtype=float)
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(5.5, 4.8))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{int(cm[i, j])}\n{norm[i, j]:.0%}", ha="center", va="center",
+                    fontsize=8, color="white" if norm[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(labels)), labels, rotation=30)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted (INT8, argmax)")
+    ax.set_ylabel("true")
+    ax.set_title(f"{res['engine']}: val windows (n={res['val']['n_windows']})")
+    fig.tight_layout()
+    fig.savefig(outdir / "confusion.png", dpi=110)
+    plt.close(fig)
+    made.append("confusion.png")
+
+    rob = res["robustness"]
+    for key, xlab, fname, order in (("snr", "SNR (dB)", "robustness_snr.png", SNRS_DB),
+                                    ("reverb", "RT60 (s)", "robustness_reverb.png", RT60S)):
+        xs = list(order)
+        acc = [rob[key][f"{v:g}"]["accuracy"] for v in xs]
+        non = [rob[key][f"{v:g}"]["called_none"] for v in xs]
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+        ax.plot(xs, acc, "o-", label="4-style accuracy")
+        ax.plot(xs, non, "s--", label="music called none")
+        ax.axhline(rob["clean"]["accuracy"], color="grey", lw=0.8, ls=":",
+                   label="dry, no noise")
+        ax.axhline(TARGETS["window_accuracy_4style"][1], color="red", lw=0.8, ls="-.",
+                   label="target 0.90")
+        if key == "snr":
+            ax.invert_xaxis()
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel(xlab)
+        ax.set_ylabel("share of windows")
+        what = "noise" if key == "snr" else "reverb"
+        ax.set_title(f"{res['engine']}: {rob['clips']} val clips, {what}")
+        ax.legend(fontsize=8, loc="lower left")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(outdir / fname, dpi=110)
+        plt.close(fig)
+        made.append(fname)
+
+    bins = res["val"]["ece_bins"]
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    centers = [(b_["lo"] + b_["hi"]) / 2 for b_ in bins]
+    accs = [b_["accuracy"] if b_["n"] else 0 for b_ in bins]
+    ax.bar(centers, accs, width=1 / len(bins), edgecolor="k", alpha=0.7, label="accuracy")
+    ax.plot([0, 1], [0, 1], "r--", label="perfect calibration")
+    ax.set_xlabel("top-1 confidence (INT8)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"reliability, ECE = {res['val']['ece']:.3f}")
+    ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(outdir / "reliability.png", dpi=110)
+    plt.close(fig)
+    made.append("reliability.png")
+    return made
+
+
+def _f(v, fmt="{:.3f}") -> str:
+    if v is None or (isinstance(v, float) and (np.isnan(v) or np.isinf(v))):
+        return "—" if v is None or np.isnan(v) else "never"
+    return fmt.format(v)
+
+
+def summary(res: dict) -> dict:
+    v, r, c = res["val"], res["responsiveness"], res["cost"]
+    vals = {
+        "window_accuracy_4style": v["window_accuracy_4style"],
+        "clip_accuracy_4style": v["clip_accuracy_4style"],
+        "none_rejected": v["none_rejected"],
+        "music_called_none": v["music_called_none"],
+        "change_delay_median_s": r["change_delay_median_s"],
+        "change_delay_p95_s": r["change_delay_p95_s"],
+        "first_style_median_s": r["first_style_median_s"],
+        "spurious_per_10min": r["spurious_per_10min"],
+        "cost_ms_per_window": c.get("cost_ms_per_window"),
+        "int8_fp32_agreement": v.get("int8_fp32_agreement"),
+    }
+    return {k: {"target": f"{TARGETS[k][0]} {TARGETS[k][1]}", "measured": val,
+                "met": met(k, val)} for k, val in vals.items()}
+
+
+def write_markdown(res: dict, out: Path) -> None:
+    m = res["manifest"]
+    labels = res["labels"]
+    v, rob, r, c = res["val"], res["robustness"], res["responsiveness"], res["cost"]
+    s = res["summary"]
+    L = []
+    a = L.append
+    a(f"# Genre engine `{res['engine']}`: model report")
+    a("")
+    a(f"Generated by `python -m training.evaluate {res['engine_dir']}"
+      f"{' --quick' if res['quick'] else ''}` on {res['date']} ({res['seconds']:.0f} s). "
+      "Every number below is measured on the **validation split** (val pieces/tunes/seeds "
+      "only; "
+      f"{res['leak_works']} works shared with the training plan). Nothing was tuned on these "
+      "numbers: the engine, its window/hop and the listener's smoothing are taken as they are "
+      "in the bundle. Windows are made as the listener makes them "
+      f"({m['window_s']:g} s, the bundle's front end) and run through ONNX Runtime INT8 on one "
+      "thread.")
+    if res["quick"]:
+        a("")
+        a("> **--quick run**: a handful of clips and one short medley. Not a measurement.")
+    if res.get("note"):
+        a("")
+        a(f"> {res['note']}")
+    a("")
+    a("## Targets (issue 3) vs measured")
+    a("")
+    a("| target | wanted | measured | met? |")
+    a("|---|---|---|---|")
+    names = {
+        "window_accuracy_4style": "4-style accuracy, 3 s windows",
+        "clip_accuracy_4style": "4-style accuracy, 30 s clips (majority of windows)",
+        "none_rejected": "no-music windows rejected (called none)",
+        "music_called_none": "music windows called none",
+        "change_delay_median_s": "style change → new style named, median (s)",
+        "change_delay_p95_s": "style change → new style named, p95 (s)",
+        "first_style_median_s": "music start → first style named, median (s)",
+        "spurious_per_10min": "spurious changes per 10 min of steady playing",
+        "cost_ms_per_window": "front end + INT8 engine per window, one core (ms)",
+        "int8_fp32_agreement": "INT8 vs FP32 top-1 agreement (val windows)",
+    }
+    for k, row in s.items():
+        meas = _f(row["measured"], "{:.2f}" if k.endswith("_s") or k.startswith(("cost", "spur"))
+                  else "{:.3f}")
+        if k == "first_style_median_s":
+            meas += f" (max {_f(r['first_style_max_s'], '{:.2f}')})"
+        if k == "change_delay_p95_s":
+            meas += f" (max {_f(r['change_delay_max_s'], '{:.2f}')}, missed {r['missed_changes']})"
+        if k == "spurious_per_10min":
+            meas += f" ({r['spurious_changes']} in {r['steady_minutes']} min)"
+        ok = {True: "yes", False: "**no**", None: "—"}[row["met"]]
+        a(f"| {names[k]} | {row['target']} | {meas} | {ok} |")
+    a("")
+    a("## Data per class")
+    a("")
+    td = m.get("training_data", {})
+    a("From the bundle manifest's training summary (minutes of distinct rendered audio, "
+      "distinct pieces — jazz: tunes, none: generated clips — and windows).")
+    a("")
+    a("| class | train min | train pieces | train windows | val min | val pieces | val windows |")
+    a("|---|---|---|---|---|---|---|")
+    for lab in labels:
+        t_, w_ = td.get("train", {}).get(lab, {}), td.get("val", {}).get(lab, {})
+        a(f"| {lab} | {t_.get('minutes', '—')} | {t_.get('pieces', '—')} | "
+          f"{t_.get('windows', '—')} | {w_.get('minutes', '—')} | {w_.get('pieces', '—')} | "
+          f"{w_.get('windows', '—')} |")
+    a("")
+    a(f"Timbres: {', '.join(td.get('timbres', []))}. Rendering: {td.get('rendering', '—')}. "
+      f"None kinds: {td.get('none_kinds', '—')}. Split: {td.get('split', '—')}.")
+    a("")
+    a(f"Built by `{m.get('built_by', '?')}`; training {m.get('training', {})}.")
+    a("")
+    a("## Validation windows")
+    a("")
+    a(f"{v['n_windows']} windows ({m['window_s']:g} s, hop {m['hop_s']:g} s) from "
+      f"{v['n_clips']} val clips; music windows more than 20 dB below their clip's median "
+      "level (gaps, release tails) are left out, as in training. Accuracy over all five "
+      f"classes {v['window_accuracy_all']:.3f} (FP32 {_f(v.get('window_accuracy_all_fp32'))}); "
+      f"4-style (music windows, argmax over all five labels) {v['window_accuracy_4style']:.3f}; "
+      "argmax over the four styles only (as if none could never win) "
+      f"{v['window_accuracy_4style_genre_argmax']:.3f}.")
+    a("")
+    a("| class | precision | recall | F1 | windows |")
+    a("|---|---|---|---|---|")
+    for lab, row in v["per_class"].items():
+        a(f"| {lab} | {_f(row['precision'])} | {_f(row['recall'])} | {_f(row['f1'])} | "
+          f"{row['support']} |")
+    a("")
+    a("![confusion matrix](model/confusion.png)")
+    a("")
+    a(f"**30 s clips** (majority of windows): 4-style {v['clip_accuracy_4style']:.3f} over "
+      f"{v['n_music_clips']} music clips; all five classes {v['clip_accuracy_all']:.3f}.")
+    a("")
+    a(f"**No music**: {v['none_rejected']:.3f} of none windows called none, "
+      f"{v['music_called_none']:.3f} of music windows called none (engine argmax alone). With "
+      "the listener's silence gate (windows below the level floor are none whatever the "
+      f"engine says): {v['none_rejected_with_gate']:.3f} and "
+      f"{v['music_called_none_with_gate']:.3f}.")
+    a("")
+    a("Accuracy by piano timbre / none kind and by source (all five classes):")
+    a("")
+    a("| group | value | accuracy | windows |")
+    a("|---|---|---|---|")
+    for grp, d in v["by"].items():
+        for k_, row in d.items():
+            a(f"| {grp} | {k_} | {row['accuracy']:.3f} | {row['windows']} |")
+    a("")
+    a("## Robustness")
+    a("")
+    a(f"{rob['clips']} val clips ({rob['clips_per_genre']} per style, distinct pieces where "
+      "the plan has them) rendered **dry** (same performance, timbre and source rate as the "
+      "val clip, no stage-mic treatment), then one condition at a time. Windows every "
+      f"{ROBUST_HOP_S:g} s. Dry, no noise: accuracy {rob['clean']['accuracy']:.3f}. "
+      f"Noise: {rob['noise']}. Reverb: {rob['reverb_how']}.")
+    a("")
+    a("| SNR (dB) | 4-style accuracy | music called none | windows |")
+    a("|---|---|---|---|")
+    for k_, row in rob["snr"].items():
+        a(f"| {k_} | {row['accuracy']:.3f} | {row['called_none']:.3f} | {row['windows']} |")
+    a("")
+    a("| RT60 (s) | 4-style accuracy | music called none | windows |")
+    a("|---|---|---|---|")
+    for k_, row in rob["reverb"].items():
+        a(f"| {k_} | {row['accuracy']:.3f} | {row['called_none']:.3f} | {row['windows']} |")
+    a("")
+    a("![accuracy vs SNR](model/robustness_snr.png) "
+      "![accuracy vs reverb](model/robustness_reverb.png)")
+    a("")
+    a("## Calibration")
+    a("")
+    a(f"ECE ({ECE_BINS} equal-width bins, top-1 INT8 probability vs correctness, all five "
+      f"classes, val windows): **{v['ece']:.3f}**; mean confidence {v['mean_confidence']:.3f} "
+      f"against accuracy {v['window_accuracy_all']:.3f}.")
+    a("")
+    a("![reliability diagram](model/reliability.png)")
+    a("")
+    a("## Responsiveness (the box's own listener)")
+    a("")
+    a(f"{r['medleys']} medleys ({r['audio_minutes']} min) built from val pieces only: each "
+      "a random order of the four styles plus one more (no style twice in a row), segments of "
+      f"{res['seg_s'][0]:g}–{res['seg_s'][1]:g} s, one piano timbre per medley, "
+      f"{LEAD_S:g} s of room noise first; the dry segments are joined back to back and the "
+      "whole medley goes through one stage-mic treatment (one room, mic, noise bed, gain). "
+      "Fed hop by hop to `Listener` (as `appliance simulate` feeds it) with the bundle's "
+      f"smoothing `{r['smoothing']}`. A change's delay is the time from the change to the "
+      "first estimate (end of its window) whose smoothed genre is the new style; a change "
+      "not named before the next one counts as the whole segment. Spurious: any change of "
+      "the smoothed genre (none included) inside a segment after its style was first named.")
+    a("")
+    a(f"- {r['changes']} changes: median {_f(r['change_delay_median_s'], '{:.2f}')} s, p95 "
+      f"{_f(r['change_delay_p95_s'], '{:.2f}')} s, max {_f(r['change_delay_max_s'], '{:.2f}')} s, "
+      f"missed {r['missed_changes']}.")
+    a(f"- Music start → first style named: median {_f(r['first_style_median_s'], '{:.2f}')} s, "
+      f"max {_f(r['first_style_max_s'], '{:.2f}')} s; → the right style: median "
+      f"{_f(r['first_correct_style_median_s'], '{:.2f}')} s, max "
+      f"{_f(r['first_correct_style_max_s'], '{:.2f}')} s.")
+    a(f"- Spurious changes: {r['spurious_changes']} in {r['steady_minutes']} min of steady "
+      f"playing = {_f(r['spurious_per_10min'], '{:.2f}')} per 10 min.")
+    a("")
+    a("| medley | timbre | styles | change delays (s) | first style (s) | spurious |")
+    a("|---|---|---|---|---|---|")
+    for i, md in enumerate(r["per_medley"]):
+        a(f"| {i + 1} | {md['timbre']} | {' → '.join(md['styles'])} | "
+          f"{', '.join('missed' if d is None else f'{d:.1f}' for d in md['delays'])} | "
+          f"{_f(md['first_any'], '{:.1f}')} | {md['spurious']} |")
+    a("")
+    a("## Cost")
+    a("")
+    a(f"`training.bench_engine` on this machine, one thread: front end "
+      f"{_f(c.get('frontend_ms'), '{:.2f}')} ms + INT8 engine {_f(c.get('int8_ms'), '{:.2f}')} ms "
+      f"= **{_f(c.get('cost_ms_per_window'), '{:.2f}')} ms per window** (FP32 engine "
+      f"{_f(c.get('fp32_ms'), '{:.2f}')} ms); {c.get('params')} parameters, INT8 model "
+      f"{(c.get('int8_bytes') or 0) / 1024:.0f} KiB. The streaming listener (incremental front "
+      f"end) averaged {_f(r['listener_ms_per_window_mean'], '{:.2f}')} ms per window over the "
+      "medleys."
+      + (f" Peer (Cnn14-sized, random weights, FP32): {c['peer_fp32_ms']:.1f} ms per window, "
+         f"{c['peer_params'] / 1e6:.0f} M parameters." if "peer_fp32_ms" in c else "")
+      + f" {res.get('cost_note', '')}")
+    a("")
+    a("## Licenses")
+    a("")
+    for split in ("train", "val"):
+        lic = m.get("licenses", {}).get(split, {})
+        a(f"**{split}**:")
+        a("")
+        for k_, v_ in lic.items():
+            a(f"- {k_}: {v_}" + (" pieces" if isinstance(v_, int) else ""))
+        a("")
+    a("## Known weaknesses")
+    a("")
+    for w in res["weaknesses"]:
+        a(f"- {w}")
+    a("")
+    out.write_text("\n".join(L) + "\n")
+
+
+def weaknesses(res: dict) -> list[str]:
+    v, rob, m = res["val"], res["robustness"], res["manifest"]
+    labels = res["labels"]
+    cm = np.array(v["confusion"])
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    worst = min(v["per_class"], key=lambda k: v["per_class"][k]["recall"])
+    snr_fail = [k for k, row in rob["snr"].items() if row["accuracy"] < 0.9]
+    rt_fail = [k for k, row in rob["reverb"].items() if row["accuracy"] < 0.9]
+    td = m.get("training_data", {}).get("val", {})
+    out = [
+        "**Rendered-only data.** Every training and validation window is MIDI rendered "
+        "through five General-MIDI soundfont pianos (FluidR3, TimGM6mb, MuseScore) with "
+        "synthetic rooms and noise. Validation shares that synthesis chain with training, so "
+        "these numbers are an upper bound for a real instrument: no real piano, real room, "
+        "real microphone or real pianist was ever heard. Sampled soundfonts lack sympathetic "
+        "resonance, real pedal noise, hammer/action noise and the tuning of an actual piano.",
+        "**Jazz is a construction.** Jazz 'piano' is right-hand lines transcribed from horn "
+        "solos (Weimar Jazz Database; folded into the piano range) or generated lines, over "
+        "left-hand comping generated by mma from chord charts. A real jazz pianist's voicings, "
+        "block chords, stride or solo-ballad playing are not in the data; the model may be "
+        "keying on mma's comping patterns.",
+        "**Ragtime is nearly all Joplin-era piano rags** "
+        f"({td.get('ragtime', {}).get('pieces', '?')} "
+        "val pieces); novelty rags, stride and modern ragtime players are missing, and "
+        "'ragtime' vs 'jazz' for stride-like playing is undefined by this data.",
+        "**Classical vs baroque** are scored pieces humanised by rules (tempo drift, rubato, "
+        "velocity shaping, pedal). Real performances of the same pieces differ in pedalling "
+        "and articulation more than the rules model.",
+        f"Largest confusion on val windows: true **{labels[i]}** called **{labels[j]}** "
+        f"({int(off[i, j])} windows); lowest recall: **{worst}** "
+        f"({v['per_class'][worst]['recall']:.2f}).",
+        ("Noise robustness: accuracy falls below 0.90 at SNR " + ", ".join(snr_fail) + " dB"
+         if snr_fail else "Noise robustness: accuracy stays at or above 0.90 down to 0 dB SNR")
+        + "; reverb: " + ("below 0.90 at RT60 " + ", ".join(rt_fail) + " s." if rt_fail
+                          else "at or above 0.90 up to RT60 2.5 s.")
+        + " Both curves use the same synthetic noise and room models that training used "
+        "(except the babble), so real rooms may well be harder.",
+        "**What this evaluation cannot say**: accuracy on real pianos, real rooms and real "
+        "microphones (the issue's held-out human recordings); behaviour with a singer, another "
+        "instrument or an audience singing along; pieces outside the corpus' composers; "
+        "styles played 'in between' (a classical pianist improvising, ragtime played with swing); "
+        "latency on the Jetson itself (TensorRT) — cost here is this x86 machine's CPU.",
+        "Medleys join segments with a hard cut under one room; a pianist segueing through a "
+        f"transition is slower to call. Only {res['responsiveness']['changes']} changes were "
+        "measured, so the p95 delay is a rough figure.",
+    ]
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(prog="python -m training.evaluate",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("engine", type=Path, help="engine bundle folder (engines/NAME-VERSION)")
+    ap.add_argument("--quick", action="store_true", help="a few clips, one short medley")
+    ap.add_argument("--out", type=Path, default=Path("docs"),
+                    help="report folder: MODEL.md there, PNGs and metrics.json in model/")
+    ap.add_argument("--peer", action="store_true",
+                    help="also time a Cnn14-sized peer model in the cost section")
+    ap.add_argument("--medleys", type=int, default=None, help="number of medleys (default 8)")
+    ap.add_argument("--robust-clips", type=int, default=None,
+                    help="val clips per style for the robustness curves (default 6)")
+    ap.add_argument("--note", default="", help="a line to put at the top of the report")
+    a = ap.parse_args(argv)
+
+    def log(msg: str) -> None:
+        print(f"[evaluate] {msg}", flush=True, file=sys.stderr)
+
+    t0 = time.monotonic()
+    b = load_bundle(a.engine)
+    settings = build_settings(b.manifest)
+    clips = val_clips(settings, quick=a.quick)
+    leak = check_no_leak(settings, clips)
+    if leak:
+        raise SystemExit(f"{leak} val works appear in the training plan: refusing to measure")
+    log(f"{b.label}: {len(clips)} val clips ({settings})")
+    res: dict = {"engine": b.label, "engine_dir": str(a.engine), "quick": a.quick,
+                 "labels": list(b.labels), "build_settings": settings, "leak_works": leak,
+                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "note": a.note}
+    res["val"] = eval_val(b, clips, log)
+    log(f"val: 4-style {res['val']['window_accuracy_4style']:.3f}, clips "
+        f"{res['val']['clip_accuracy_4style']:.3f} ({time.monotonic() - t0:.0f} s)")
+    res["robustness"] = eval_robustness(b, clips, a.robust_clips or (1 if a.quick else 6), log)
+    log(f"robustness done ({time.monotonic() - t0:.0f} s)")
+    seg_s = (15.0, 20.0) if a.quick else (40.0, 60.0)
+    res["seg_s"] = seg_s
+    res["responsiveness"] = eval_responsiveness(
+        b, a.medleys or (1 if a.quick else 8), seg_s, 3 if a.quick else 5, log)
+    log(f"responsiveness done ({time.monotonic() - t0:.0f} s)")
+    res["cost"] = eval_cost(b, 50 if a.quick else 300, a.peer)
+    res["cost_note"] = (f"Measured with {os.cpu_count()} cores on the machine; "
+                        "a concurrent job can inflate it.")
+    res["summary"] = summary(res)
+    res["manifest"] = {k: b.manifest.get(k) for k in ("window_s", "hop_s", "training_data",
+                                                       "licenses", "training", "built_by",
+                                                       "listener", "metrics")}
+    res["seconds"] = time.monotonic() - t0
+    res["weaknesses"] = weaknesses(res)
+    outdir = a.out / "model"
+    outdir.mkdir(parents=True, exist_ok=True)
+    res["plots"] = plots(res, list(b.labels), outdir)
+    write_markdown(res, a.out / "MODEL.md")
+    metrics = {k: v for k, v in res.items() if k != "manifest"}
+    (outdir / "metrics.json").write_text(json.dumps(metrics, indent=1, default=float) + "\n")
+    head = {"engine": b.label, "quick": a.quick, "summary": res["summary"],
+            "report": str(a.out / "MODEL.md"), "seconds": round(res["seconds"], 1)}
+    print(json.dumps(head, indent=1))
+    return res
+
+
+if __name__ == "__main__":
+    main()
