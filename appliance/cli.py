@@ -61,17 +61,16 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_classify(args: argparse.Namespace) -> int:
     from appliance.audio import open_source
-    from appliance.listen import open_listener
+    from appliance.listen import Listener, open_listener
     from appliance.listen.estimate import NONE
     from appliance.simulate import audio_duration
 
     _setup_logging("warning")
-    listener = open_listener(args.engine, backend=args.backend)
-    hop = listener.bundle.hop_samples
-    rate = listener.fe.sample_rate
+    engine = open_listener(args.engine, backend=args.backend).engine
+    hop = engine.bundle.hop_samples
+    rate = engine.bundle.frontend.sample_rate
     for name in args.files:
-        listener = open_listener(args.engine, backend=args.backend) if name != args.files[0] \
-            else listener
+        listener = Listener(engine)  # each file is heard from silence, as the box would
         src = open_source(f"file:{name}", rate=rate)
         length = audio_duration(Path(name))
         counts: dict[str, int] = {}
