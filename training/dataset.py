@@ -146,6 +146,26 @@ def render_planned(clip: dict) -> np.ndarray:
     return x.astype(np.float16).astype(np.float32)
 
 
+def _render_only(clip: dict) -> None:
+    render_planned(clip)
+
+
+def prerender(clips: list[dict], workers: int, *, verbose: bool = False) -> None:
+    """Render (into the cache) every clip not cached yet, in ``workers`` processes.
+
+    Each clip carries its own seed, so the audio is the same whatever the worker count.
+    """
+    todo = [c for c in clips if not (CACHE / "audio" / f"{_key(c)}.npy").exists()]
+    if workers <= 1 or len(todo) < 2:
+        return
+    import multiprocessing as mp
+    ctx = mp.get_context("fork")
+    with ctx.Pool(workers) as pool:
+        for i, _ in enumerate(pool.imap_unordered(_render_only, todo, chunksize=4)):
+            if verbose and (i + 1) % 50 == 0:
+                print(f"  rendered {i + 1}/{len(todo)}", flush=True)
+
+
 def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool
                  ) -> list[tuple[float, np.ndarray]]:
     """(offset s, log-mel window) for each 3 s window; for music, near-silent windows (gaps,
@@ -167,11 +187,13 @@ def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool
 
 def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: float | None = None,
                   hop_s: float | None = None, clip_s: float | None = None,
-                  verbose: bool = False) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                  verbose: bool = False, workers: int = 1
+                  ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Windows of ``split``: X float32 (N, n_mels, n_frames), y int64 (N,), per-window meta.
 
     ``quick``: a couple of short clips per class (CI-sized). Otherwise ``minutes_per_class``
     (default 8 for train, a third of that for val) of clips of ``clip_s`` seconds.
+    ``workers`` > 1 renders uncached clips in that many processes first.
     """
     fe = FrontEnd()
     if quick:
@@ -190,11 +212,12 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
     if fpath.exists():
         z = np.load(fpath, allow_pickle=False)
         return z["x"], z["y"], json.loads(str(z["meta"]))
+    prerender(clips, workers, verbose=verbose)
     xs: list[np.ndarray] = []
     ys: list[int] = []
     meta: list[dict] = []
     for i, c in enumerate(clips):
-        if verbose:
+        if verbose and (workers <= 1 or i % 100 == 0):
             print(f"  [{split}] clip {i + 1}/{len(clips)} {c['genre']} {c['piece']}", flush=True)
         x = render_planned(c)
         for off, feat in clip_windows(x, fe, hop_s=hop_s, music=c["genre"] != "none"):
@@ -245,4 +268,4 @@ def licenses(meta: list[dict]) -> dict[str, object]:
 
 
 __all__ = ["LABELS", "WINDOW_S", "HOP_S", "RATE", "build_windows", "plan", "summarise",
-           "licenses", "manifest_rows", "render_planned", "clip_windows"]
+           "licenses", "manifest_rows", "render_planned", "clip_windows", "prerender"]
