@@ -45,6 +45,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--clip-s", type=float, default=None, help="seconds per rendered excerpt")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--time-budget", type=float, default=None, help="training seconds at most")
+    ap.add_argument("--val-minutes-per-class", type=float, default=None,
+                    help="val audio per class (default: a third of --minutes-per-class)")
+    ap.add_argument("--val-clip-s", type=float, default=None,
+                    help="seconds per val excerpt (default: --clip-s)")
+    ap.add_argument("--widths", default=None,
+                    help="conv widths, e.g. 32,64,128,192 (default: model.py's)")
+    ap.add_argument("--keep", choices=("best", "last"), default="best",
+                    help="weights to ship: best val epoch, or the last (val never selects)")
+    ap.add_argument("--anneal-to-budget", action="store_true",
+                    help="cosine learning-rate schedule over --time-budget, not --epochs")
+    ap.add_argument("--workers", type=int, default=1, help="rendering processes")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
 
@@ -63,12 +74,17 @@ def main(argv: list[str] | None = None) -> dict:
     fe = FrontEnd()
 
     print(f"[build] rendering and windowing ({'quick' if a.quick else 'full'})", flush=True)
-    val_mpc = None if a.minutes_per_class is None else a.minutes_per_class / 3
+    val_mpc = a.val_minutes_per_class
+    if val_mpc is None and a.minutes_per_class is not None:
+        val_mpc = a.minutes_per_class / 3
+    t_r = time.monotonic()
     xt, yt, mt = build_windows("train", quick=a.quick, seed=a.seed,
                                minutes_per_class=a.minutes_per_class, clip_s=a.clip_s,
-                               verbose=True)
+                               verbose=True, workers=a.workers)
+    print(f"[build] train windows in {time.monotonic() - t_r:.0f} s", flush=True)
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
-                               clip_s=a.clip_s, verbose=True)
+                               clip_s=a.val_clip_s or a.clip_s, verbose=True,
+                               workers=a.workers)
     leak = {m["work"] for m in mt} & {m["work"] for m in mv}
     if leak:
         raise RuntimeError(f"val works found in training windows: {sorted(leak)[:5]}")
@@ -77,8 +93,12 @@ def main(argv: list[str] | None = None) -> dict:
           f"val {xv.shape} {np.bincount(yv, minlength=len(LABELS))} ({t_data:.0f} s)",
           flush=True)
 
+    widths = tuple(int(w) for w in a.widths.split(",")) if a.widths else None
+    if widths is not None and len(widths) != 4:
+        raise SystemExit("--widths wants four comma-separated integers")
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
-                        time_budget_s=budget)
+                        time_budget_s=budget, widths=widths, keep=a.keep,
+                        lr_follows_budget=a.anneal_to_budget)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -103,6 +123,11 @@ def main(argv: list[str] | None = None) -> dict:
         "licenses": {"train": licenses(mt), "val": licenses(mv)},
         "training": {"epochs": len(hist.get("val_acc", [])), "best_epoch": hist.get("best_epoch"),
                      "stopped_by_budget": hist.get("stopped_by_budget"),
+                     "kept": hist.get("kept"), "params": hist.get("params"),
+                     "widths": list(widths) if widths else "model.py default",
+                     "lr_schedule": "cosine over the time budget" if a.anneal_to_budget
+                     else "cosine over the epochs",
+                     "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine()},
         "built_by": "python -m training.build " + " ".join(

@@ -130,8 +130,13 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           time_budget_s: float | None = None, batch_size: int = 64, lr: float = 3e-3,
           weight_decay: float = 1e-2, label_smoothing: float = 0.1, augment: bool = True,
           emb_dim: int = 96, lr_follows_budget: bool = False,
+          widths: tuple[int, int, int, int] | None = None, keep: str = "best",
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
-    """Train a fresh ``make_model`` network; return (best-by-val-accuracy model, history).
+    """Train a fresh ``make_model`` network; return (model, history).
+
+    ``keep="best"`` returns the epoch with the best val accuracy; ``keep="last"`` returns the
+    final weights, so val only reports and never selects (the honest choice when val is also
+    the number quoted).
 
     ``x_*`` float32 ``[N, n_mels, n_frames]`` raw log-mel, ``y_*`` int64 indices into
     ``labels``. Windows labelled ``"none"`` (if that label exists) double as the noise
@@ -157,7 +162,10 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     noise = xt[yt == none_label] if none_label is not None else None
     aug = Augment(noise, gen) if augment else None
 
-    model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim)
+    if keep not in ("best", "last"):
+        raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
+    model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim,
+                       **({"widths": tuple(widths)} if widths else {}))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(_balanced_indices(yt_np, np.random.default_rng(0)))
                                 / batch_size)
@@ -213,6 +221,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
         if out_of_time:
             hist["stopped_by_budget"] = True
             break
-    model.load_state_dict(best_state)
+    hist["kept"] = keep
+    if keep == "best":
+        model.load_state_dict(best_state)
     model.eval()
     return model, hist
