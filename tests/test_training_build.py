@@ -1,0 +1,86 @@
+"""The one build command, end to end and cold: ``python -m training.build --quick``.
+
+Runs in a subprocess with ``TRAINING_CACHE`` pointed at an empty temporary folder, so nothing
+rendered or windowed by an earlier build is reused (the cache path is read at import time).
+Checks the bundle it writes the way a device would: the manifest hashes verify on load, both
+models are there, and the INT8 model agrees with the FP32 one on the bundle's own test vectors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from appliance.listen.bundle import load_bundle  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+COLD_LIMIT_S = 240  # ~10-60 s on 2 cores; generous for a busy CI box
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
+@pytest.fixture(scope="module")
+def quick_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    tmp = tmp_path_factory.mktemp("quick-build")
+    out = tmp / "engines" / "quick-0.0"
+    env = dict(os.environ, TRAINING_CACHE=str(tmp / "cache"), OMP_NUM_THREADS="2")
+    t0 = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "training.build", "--quick", "--out", str(out)],
+                       cwd=ROOT, env=env, capture_output=True, text=True,
+                       timeout=COLD_LIMIT_S)
+    wall = time.monotonic() - t0
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert (tmp / "cache" / "audio").is_dir(), "the build did not use TRAINING_CACHE"
+    return out, wall
+
+
+def test_cold_quick_build_is_quick(quick_bundle: tuple[Path, float]) -> None:
+    _, wall = quick_bundle
+    assert wall < COLD_LIMIT_S
+
+
+def test_bundle_loads_and_verifies(quick_bundle: tuple[Path, float]) -> None:
+    out, _ = quick_bundle
+    b = load_bundle(out, verify=True)
+    assert b.labels == ("baroque", "classical", "ragtime", "jazz", "none")
+    assert set(b.models) == {"fp32", "int8"}
+    for precision in ("fp32", "int8"):
+        assert b.model_path(precision).is_file()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["built_by"].startswith("python -m training.build")
+    assert "--quick" in m["built_by"]
+
+
+def test_int8_agrees_with_fp32_on_test_vectors(quick_bundle: tuple[Path, float]) -> None:
+    out, _ = quick_bundle
+    b = load_bundle(out, verify=True)
+    tv = np.load(out / b.manifest["test_vectors"]["file"])
+    x = tv["features"].astype(np.float32)
+    if x.ndim == 3:
+        x = x[:, None]
+    probs = {}
+    for precision in ("fp32", "int8"):
+        s = _session(b.model_path(precision))
+        probs[precision] = s.run(["probs"], {s.get_inputs()[0].name: x})[0]
+    # FP32 ONNX reproduces the recorded outputs; INT8 picks the same class
+    np.testing.assert_allclose(probs["fp32"], tv["probs_fp32"], atol=1e-4)
+    assert probs["int8"].shape == probs["fp32"].shape
+    np.testing.assert_allclose(probs["int8"], tv["probs_int8"], atol=1e-4)  # deterministic
+    np.testing.assert_allclose(probs["int8"].sum(1), 1.0, atol=1e-3)
+    agree = float(np.mean(probs["int8"].argmax(1) == probs["fp32"].argmax(1)))
+    assert agree >= 0.9, f"INT8 agrees with FP32 on only {agree:.0%} of the test vectors"
