@@ -90,3 +90,14 @@ def test_medleys_use_val_pieces_only():
             else:
                 assert jazz.title_split(s["title"]) == "val", s["title"]
     assert styles == {"baroque", "classical", "ragtime", "jazz"}
+
+
+def test_short_val_excerpts_are_joined_into_30s_clips_of_one_class():
+    clips = [{"genre": g, "work": f"{g}:{i % 3}", "length": 15.0}
+             for g in ("baroque", "jazz") for i in range(7)]
+    groups = ev.clip_groups(clips)
+    assert sorted(i for grp in groups for i in grp) == list(range(len(clips)))
+    for grp in groups:
+        assert len({clips[i]["genre"] for i in grp}) == 1
+        assert sum(clips[i]["length"] for i in grp) >= 30.0
+    assert ev.clip_groups([{"genre": "jazz", "work": "a", "length": 30.0}] * 3) == [[0], [1], [2]]
