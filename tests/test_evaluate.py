@@ -101,3 +101,15 @@ def test_short_val_excerpts_are_joined_into_30s_clips_of_one_class():
         assert len({clips[i]["genre"] for i in grp}) == 1
         assert sum(clips[i]["length"] for i in grp) >= 30.0
     assert ev.clip_groups([{"genre": "jazz", "work": "a", "length": 30.0}] * 3) == [[0], [1], [2]]
+
+
+def test_a_brief_flicker_counts_only_without_a_hold():
+    segs = [{"genre": "baroque", "t0": 3.0, "t1": 50.0},
+            {"genre": "jazz", "t0": 50.0, "t1": 100.0}]
+
+    def g(t):  # a one-hop flicker to jazz at 51 s, then jazz for good from 54 s
+        return "jazz" if t == 51.0 or t >= 54.0 else "baroque"
+
+    s = _stream(0.5, 100.0, g)
+    assert ev.change_delays(s, segs)[0]["delay"] == pytest.approx(1.0)
+    assert ev.change_delays(s, segs, hold_s=5.0)[0]["delay"] == pytest.approx(4.0)

@@ -61,6 +61,7 @@ RT60S = (0.0, 0.3, 0.8, 1.5, 2.5)
 ECE_BINS = 15
 LEAD_S = 3.0  # room noise before the music in each medley
 ROBUST_HOP_S = 1.0
+HOLD_S = 5.0  # a change "held": the new style stays named at least this long
 
 
 # --------------------------------------------------------------------------- pure metrics
@@ -108,19 +109,27 @@ def ece(confidence: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS
     return float(total), bins
 
 
-def change_delays(stream: list[tuple[float, str]], segments: list[dict]) -> list[dict]:
+def change_delays(stream: list[tuple[float, str]], segments: list[dict], *,
+                  hold_s: float = 0.0) -> list[dict]:
     """Per style change: when the smoothed genre first names the new style.
 
     ``stream``: (t, genre) per estimate, t = audio time at the end of its window.
     ``segments``: [{"genre", "t0", "t1"}] in time order; a change happens at each segment's
     ``t0`` but the first one. An estimate at t belongs to the segment with t0 < t <= t1.
+    ``hold_s`` > 0: the naming only counts if the genre then stays the new style for that
+    long (or to the segment's end).
     Returns one dict per change: {"t", "genre", "delay" (s, or None if never named before
     the next change), "censored_delay" (segment length when missed)}.
     """
     out = []
     for seg in segments[1:]:
-        named = next((t for t, g in stream if seg["t0"] < t <= seg["t1"] and g == seg["genre"]),
-                     None)
+        inside = [(t, g) for t, g in stream if seg["t0"] < t <= seg["t1"]]
+        named = None
+        for i, (t, g) in enumerate(inside):
+            if g == seg["genre"] and all(g2 == seg["genre"] for t2, g2 in inside[i:]
+                                         if t2 <= t + hold_s):
+                named = t
+                break
         d = None if named is None else named - seg["t0"]
         out.append({"t": seg["t0"], "genre": seg["genre"], "delay": d,
                     "censored_delay": d if d is not None else seg["t1"] - seg["t0"]})
@@ -585,7 +594,7 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
     plans = medley_plan(n_medleys, seed=2026, segments=segments, seg_s=seg_s)
     if check_no_leak([s for m in plans for s in m["segments"]]):
         raise SystemExit("a medley uses a work of the training split: refusing to measure")
-    changes, firsts, spur, steady, costs, medleys = [], [], 0, 0.0, [], []
+    changes, held, firsts, spur, steady, costs, medleys = [], [], [], 0, 0.0, [], []
     total_s = 0.0
     for i, m in enumerate(plans):
         x, segs = render_medley(m)
@@ -593,6 +602,7 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
         costs += cost
         total_s += len(x) / b.frontend.sample_rate
         ch = change_delays(stream, segs)
+        held += change_delays(stream, segs, hold_s=HOLD_S)
         fn = first_named(stream, m["lead_s"], segs[0]["genre"])
         n, st = spurious_changes(stream, segs)
         changes += ch
@@ -615,6 +625,9 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
         "missed_changes": sum(c["delay"] is None for c in changes),
         "change_delay_median_s": pct(d, 50), "change_delay_p95_s": pct(d, 95),
         "change_delay_max_s": max(d) if d else None,
+        "held_change_delay_median_s": pct([c["censored_delay"] for c in held], 50),
+        "held_change_delay_p95_s": pct([c["censored_delay"] for c in held], 95),
+        "held_s": HOLD_S,
         "first_style_median_s": pct(fa, 50), "first_style_max_s": max(fa) if fa else None,
         "first_correct_style_median_s": pct(fc, 50),
         "first_correct_style_max_s": max(fc) if fc else None,
@@ -901,7 +914,9 @@ def write_markdown(res: dict, out: Path) -> None:
     a("")
     a(f"- {r['changes']} changes: median {_f(r['change_delay_median_s'], '{:.2f}')} s, p95 "
       f"{_f(r['change_delay_p95_s'], '{:.2f}')} s, max {_f(r['change_delay_max_s'], '{:.2f}')} s, "
-      f"missed {r['missed_changes']}.")
+      f"missed {r['missed_changes']}. Counting a change only once the new style then stays "
+      f"named for {r['held_s']:g} s: median {_f(r['held_change_delay_median_s'], '{:.2f}')} s, "
+      f"p95 {_f(r['held_change_delay_p95_s'], '{:.2f}')} s.")
     a(f"- Music start → first style named: median {_f(r['first_style_median_s'], '{:.2f}')} s, "
       f"max {_f(r['first_style_max_s'], '{:.2f}')} s; → the right style: median "
       f"{_f(r['first_correct_style_median_s'], '{:.2f}')} s, max "
@@ -1008,7 +1023,7 @@ def main(argv: list[str] | None = None) -> dict:
                     help="also time a Cnn14-sized peer model in the cost section")
     ap.add_argument("--medleys", type=int, default=None, help="number of medleys (default 8)")
     ap.add_argument("--robust-clips", type=int, default=None,
-                    help="val clips per style for the robustness curves (default 6)")
+                    help="val clips per style for the robustness curves (default 10)")
     ap.add_argument("--note", default="", help="a line to put at the top of the report")
     a = ap.parse_args(argv)
 
@@ -1029,7 +1044,7 @@ def main(argv: list[str] | None = None) -> dict:
     res["val"] = eval_val(b, clips, log)
     log(f"val: 4-style {res['val']['window_accuracy_4style']:.3f}, clips "
         f"{res['val']['clip_accuracy_4style']:.3f} ({time.monotonic() - t0:.0f} s)")
-    res["robustness"] = eval_robustness(b, clips, a.robust_clips or (1 if a.quick else 6), log)
+    res["robustness"] = eval_robustness(b, clips, a.robust_clips or (1 if a.quick else 10), log)
     log(f"robustness done ({time.monotonic() - t0:.0f} s)")
     seg_s = (15.0, 20.0) if a.quick else (40.0, 60.0)
     res["seg_s"] = seg_s
