@@ -829,7 +829,18 @@ def write_markdown(res: dict, out: Path) -> None:
     a(f"Timbres: {', '.join(td.get('timbres', []))}. Rendering: {td.get('rendering', '—')}. "
       f"None kinds: {td.get('none_kinds', '—')}. Split: {td.get('split', '—')}.")
     a("")
-    a(f"Built by `{m.get('built_by', '?')}`; training {m.get('training', {})}.")
+    tr = m.get("training") or {}
+    keep = ("epochs", "best_epoch", "kept", "params", "widths", "lr_schedule",
+            "stopped_by_budget", "seconds_data", "seconds_train", "host")
+    a(f"Built by `{m.get('built_by', '?')}`; training: "
+      + ", ".join(f"{k} {tr[k]}" for k in keep if k in tr) + ".")
+    bm = m.get("metrics") or {}
+    if "val_accuracy_int8" in bm:
+        a("")
+        a(f"The build's own check (val windows every {td.get('val_hop_s', '?')} s, all five "
+          f"classes): INT8 {bm['val_accuracy_int8']:.3f}, FP32 "
+          f"{bm.get('val_accuracy_fp32', float('nan')):.3f}, agreement "
+          f"{bm.get('int8_fp32_top1_agreement', float('nan')):.3f}.")
     a("")
     a("## Validation windows")
     a("")
