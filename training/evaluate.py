@@ -324,6 +324,22 @@ def render_dry(clip: dict) -> np.ndarray:
     return x
 
 
+def prerender_dry(clips: list[dict], workers: int) -> None:
+    """Fill the dry-render cache in ``workers`` processes (each clip has its own seed, so the
+    audio does not depend on the worker count)."""
+    if workers <= 1 or len(clips) < 2:
+        return
+    import multiprocessing as mp
+
+    with mp.get_context("fork").Pool(workers) as pool:
+        for _ in pool.imap_unordered(_render_dry_only, clips):
+            pass
+
+
+def _render_dry_only(clip: dict) -> None:
+    render_dry(clip)
+
+
 def _norm(x: np.ndarray) -> np.ndarray:
     return (x / (np.sqrt(np.mean(x.astype(np.float64) ** 2)) + 1e-9)).astype(np.float32)
 
@@ -555,6 +571,7 @@ def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
         distinct = [c for c in cs if not (c["work"] in works or works.add(c["work"]))]
         rest = [c for c in cs if not any(c is d for d in distinct)]
         chosen += (distinct + rest)[:per_genre]
+    prerender_dry(chosen, workers=min(2, os.cpu_count() or 1))
     bed = babble(60.0, 4242)
     conds = [("clean", None)] + [("snr", s) for s in SNRS_DB] + [("rt60", r) for r in RT60S]
     hits = {c: [] for c in conds}
