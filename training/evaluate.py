@@ -30,6 +30,7 @@ import os
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -41,7 +42,7 @@ from appliance.listen.bundle import Bundle, load_bundle  # noqa: E402
 from appliance.listen.engine import OnnxEngine  # noqa: E402
 from appliance.listen.estimate import GENRES, NONE  # noqa: E402
 from appliance.listen.frontend import log_mel  # noqa: E402
-from appliance.listen.listener import Listener  # noqa: E402
+from appliance.listen.listener import Listener, Smoothing  # noqa: E402
 
 # Targets of issue 3 (validation split).
 TARGETS = {
@@ -651,7 +652,9 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
         "spurious_changes": spur, "steady_minutes": round(steady / 60, 1),
         "spurious_per_10min": spur / (steady / 600) if steady else None,
         "listener_ms_per_window_mean": float(np.mean(costs)) if costs else None,
-        "smoothing": b.manifest.get("listener", "Smoothing() defaults"),
+        "smoothing": {**asdict(Smoothing.from_manifest(b.manifest)),
+                      "from": "bundle manifest" if "listener" in b.manifest
+                      else "Smoothing() defaults (the bundle names none)"},
         "per_medley": medleys,
     }
 
@@ -935,7 +938,9 @@ def write_markdown(res: dict, out: Path) -> None:
       f"{LEAD_S:g} s of room noise first; the dry segments are joined back to back and the "
       "whole medley goes through one stage-mic treatment (one room, mic, noise bed, gain). "
       "Fed hop by hop to `Listener` (as `appliance simulate` feeds it) with the bundle's "
-      f"smoothing `{r['smoothing']}`. A change's delay is the time from the change to the "
+      f"smoothing ({r['smoothing']['from']}: "
+      + ", ".join(f"{k} {v_}" for k, v_ in r["smoothing"].items() if k != "from")
+      + "). A change's delay is the time from the change to the "
       "first estimate (end of its window) whose smoothed genre is the new style; a change "
       "not named before the next one counts as the whole segment. Spurious: any change of "
       "the smoothed genre (none included) inside a segment after its style was first named.")
@@ -997,6 +1002,13 @@ def weaknesses(res: dict) -> list[str]:
     np.fill_diagonal(off, 0)
     i, j = np.unravel_index(off.argmax(), off.shape)
     worst = min(v["per_class"], key=lambda k: v["per_class"][k]["recall"])
+    r = res["responsiveness"]
+    from training.render import TIMBRES
+
+    tim = {k: row["accuracy"] for k, row in v["by"]["timbre (none: kind)"].items()
+           if k in {t.name for t in TIMBRES}} or {"?": float("nan")}
+    tmin = min(tim.items(), key=lambda kv: kv[1])
+    tmax = max(tim.items(), key=lambda kv: kv[1])
     dry = rob["clean"]["accuracy"]
     snr_drop = next((k for k, row in rob["snr"].items() if row["accuracy"] < dry - 0.05), None)
     rt_drop = next((k for k, row in rob["reverb"].items() if row["accuracy"] < dry - 0.05), None)
@@ -1044,6 +1056,21 @@ def weaknesses(res: dict) -> list[str]:
         "instrument or an audience singing along; pieces outside the corpus' composers; "
         "styles played 'in between' (a classical pianist improvising, ragtime played with swing); "
         "latency on the Jetson itself (TensorRT) — cost here is this x86 machine's CPU.",
+        *([f"**The smoothed genre flickers**: {r['spurious_per_10min']:.0f} changes per 10 min "
+           "of steady playing against a target of 1, with the listener's smoothing "
+           f"({r['smoothing']['from']}: tau {r['smoothing']['tau_s']:g} s, switch margin "
+           f"{r['smoothing']['switch_margin']:g}). With about one window in "
+           f"{1 / max(1e-9, 1 - v['window_accuracy_4style']):.0f} wrong, a 1 s moving "
+           "average cannot hold a style; longer smoothing, hysteresis in time or a better "
+           "window model are needed, chosen on training medleys, not on these."]
+          if (r.get("spurious_per_10min") or 0) > 1 else []),
+        f"**Timbre dependence**: window accuracy ranges from {tmin[1]:.2f} ({tmin[0]}) to "
+        f"{tmax[1]:.2f} ({tmax[0]}) across the five soundfont pianos; a real piano is a sixth "
+        "timbre the model never heard.",
+        f"Jazz is the easiest class (recall {v['per_class'].get('jazz', {}).get('recall', 0):.2f})"
+        " — possibly because its construction (horn lines, mma comping patterns) is easy to "
+        "spot rather than because the model understands swing; do not expect the same on "
+        "real jazz pianists.",
         "Medleys join segments with a hard cut under one room; a pianist segueing through a "
         f"transition is slower to call. Only {res['responsiveness']['changes']} changes were "
         "measured, so the p95 delay is a rough figure.",
