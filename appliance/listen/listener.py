@@ -26,8 +26,11 @@ class Smoothing:
 
     tau_s: float = 1.0            # time constant of the moving average over probabilities
     switch_margin: float = 0.10   # a new genre must lead the current one by this much
-    music_on: float = 0.45        # smoothed p(none) below this: music starts
-    music_off: float = 0.65       # smoothed p(none) above this: music stops
+    # Music starts when smoothed p(none) falls below music_on. With tau 1 s and a 0.5 s hop
+    # one window moves the average 39% of the way, so from any room reading above 0.57 a
+    # single stray window cannot start the music: it takes two in a row (1 s).
+    music_on: float = 0.35
+    music_off: float = 0.60       # smoothed p(none) above this: music stops
     level_floor_db: float = -65.0  # below this window level (dBFS) the room is silent
 
     @classmethod
