@@ -42,7 +42,7 @@ OUT_RATE = 22050
 # (genre, manifest path, start s): Public Domain (Mutopia), split == val
 PIECES = (
     ("baroque", "baroque/mutopia__Bach__Sinfonia-9.mid", 0.0),
-    ("classical", "classical/mutopia__Haydn__Sonate-II-III-Presto.mid", 0.0),
+    ("classical", "classical/mutopia__Haydn__Sonate-II-I-Allegro-moderato.mid", 0.0),
     ("ragtime", "ragtime/mutopia__Turpin__The-St-Louis-Rag.mid", 0.0),
 )
 # our own changes: a 12-bar blues in F, then a ii-V-I turnaround in Bb and Db, repeated
