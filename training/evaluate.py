@@ -387,17 +387,18 @@ def with_reverb(dry: np.ndarray, rt60: float, seed: int) -> np.ndarray:
 
 
 def medley_plan(n_medleys: int, seed: int, *, segments: int = 5, seg_s: tuple = (40.0, 60.0),
-                lead_s: float = LEAD_S) -> list[dict]:
-    """Medleys of VAL pieces only: each a random order of the four styles (plus one more, no
-    style twice in a row), one piano timbre, segments of ``seg_s`` seconds."""
+                lead_s: float = LEAD_S, split: str = "val") -> list[dict]:
+    """Medleys of one split's pieces only (VAL for measuring; TRAIN for tuning the listener):
+    each a random order of the four styles (plus one more, no style twice in a row), one
+    piano timbre, segments of ``seg_s`` seconds."""
     from training import jazz
     from training.dataset import SCORE_GENRES, manifest_rows
     from training.render import TIMBRES
 
-    rows = [r for r in manifest_rows() if r["split"] == "val"]
+    rows = [r for r in manifest_rows() if r["split"] == split]
     pools: dict[str, list[dict]] = {g: [r for r in rows if r["genre"] == g] for g in SCORE_GENRES}
-    pools["jazz"] = [it for it in jazz.jazz_items("val") if it["kind"] == "solo"] or \
-        jazz.jazz_items("val")
+    pools["jazz"] = [it for it in jazz.jazz_items(split) if it["kind"] == "solo"] or \
+        jazz.jazz_items(split)
     rng = np.random.default_rng(seed)
     for g in pools:
         pools[g] = [pools[g][i] for i in rng.permutation(len(pools[g]))]
@@ -417,7 +418,7 @@ def medley_plan(n_medleys: int, seed: int, *, segments: int = 5, seg_s: tuple = 
             s = int(rng.integers(0, 2**31 - 1))
             if g == "jazz":
                 segs.append({"genre": g, "source": "jazz", "item": src, "title": src["title"],
-                             "work": "jazz:" + jazz.norm_title(src["title"]), "split": "val",
+                             "work": "jazz:" + jazz.norm_title(src["title"]), "split": split,
                              "length": length, "seed": s})
             else:
                 length = min(length, src["duration_s"])
@@ -453,7 +454,7 @@ def render_medley(m: dict) -> tuple[np.ndarray, list[dict]]:
                             s["seed"], pedal=PEDAL[s["genre"]])
         else:
             perf, _ = jazz.jazz_performance(s["item"], s["seed"], length_s=s["length"],
-                                            split="val")
+                                            split=s["split"])
         x = render_clip(perf, tb, s["seed"] + 7, augment=False)[: int(s["length"] * RATE)]
         parts.append(x)
         segs.append({"genre": s["genre"], "t0": t, "t1": t + len(x) / RATE,

@@ -1,0 +1,118 @@
+"""Choose the listener's smoothing for a bundle on TRAIN-split medleys, never on val.
+
+    python -m training.tune_listener engines/genre-1.0 [--medleys 8] [--write]
+
+Each medley is heard once by the engine; the recorded engine outputs are then replayed
+through the box's own Listener for every candidate smoothing, so the grid costs only the
+front end. The rule, fixed before looking at any result: among candidates whose median
+change delay is <= 3 s and whose first style is named <= 2 s after music starts, take the
+one with the fewest spurious changes per 10 minutes (ties: the shorter p95 delay).
+``--write`` stores the choice in the bundle manifest's ``listener`` section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from appliance.listen.bundle import load_bundle, write_manifest
+from appliance.listen.engine import OnnxEngine
+from appliance.listen.listener import Listener, Smoothing
+from training.evaluate import (
+    change_delays,
+    first_named,
+    medley_plan,
+    pct,
+    render_medley,
+    spurious_changes,
+)
+
+TAUS = (1.0, 1.5, 2.0, 3.0)
+MARGINS = (0.1, 0.2, 0.3)
+
+
+class _Recorder:
+    """Runs the real engine and keeps its outputs, in order."""
+
+    def __init__(self, engine: OnnxEngine) -> None:
+        self.engine, self.bundle, self.backend = engine, engine.bundle, "recorded"
+        self.outputs: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def infer(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self.engine.infer(features)
+        self.outputs.append(out)
+        return out
+
+
+class _Replay:
+    """Gives back recorded engine outputs in the order they were made."""
+
+    def __init__(self, bundle, outputs) -> None:
+        self.bundle, self.backend, self._it = bundle, "replay", iter(outputs)
+
+    def infer(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return next(self._it)
+
+
+def hear(engine, smoothing: Smoothing, x: np.ndarray) -> list[tuple[float, str]]:
+    lis = Listener(engine, smoothing)
+    hop = engine.bundle.hop_samples
+    return [(e.t, e.genre) for i in range(0, len(x), hop) for e in lis.feed(x[i:i + hop])]
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("engine", type=Path)
+    ap.add_argument("--medleys", type=int, default=8)
+    ap.add_argument("--write", action="store_true")
+    a = ap.parse_args(argv)
+    b = load_bundle(a.engine)
+    plans = medley_plan(a.medleys, seed=77, split="train")
+    assert all(s["split"] == "train" for m in plans for s in m["segments"])
+    heard = []
+    for i, m in enumerate(plans):
+        x, segs = render_medley(m)
+        rec = _Recorder(OnnxEngine(b, precision="int8", threads=1))
+        hear(rec, Smoothing(), x)
+        heard.append((x, segs, m["lead_s"], rec.outputs))
+        print(f"medley {i + 1}/{len(plans)} heard ({len(x) / b.frontend.sample_rate:.0f} s)",
+              flush=True)
+    rows = []
+    for tau, margin in itertools.product(TAUS, MARGINS):
+        sm = Smoothing(tau_s=tau, switch_margin=margin)
+        delays, firsts, spur, steady = [], [], 0, 0.0
+        for x, segs, lead, outputs in heard:
+            stream = hear(_Replay(b, outputs), sm, x)
+            delays += [c["censored_delay"] for c in change_delays(stream, segs)]
+            f = first_named(stream, lead, segs[0]["genre"])["any"]
+            firsts.append(f if f is not None else float("inf"))
+            n, st = spurious_changes(stream, segs)
+            spur += n
+            steady += st
+        row = {"tau_s": tau, "switch_margin": margin, "median_s": pct(delays, 50),
+               "p95_s": pct(delays, 95), "first_max_s": max(firsts),
+               "spurious_per_10min": spur / (steady / 600)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    ok = [r for r in rows if r["median_s"] <= 3.0 and r["first_max_s"] <= 2.0]
+    best = min(ok or rows, key=lambda r: (r["spurious_per_10min"], r["p95_s"]))
+    print("chosen:", json.dumps(best))
+    if a.write:
+        m = json.loads((b.path / "manifest.json").read_text())
+        m.pop("files", None)
+        chosen = Smoothing(tau_s=best["tau_s"], switch_margin=best["switch_margin"])
+        m["listener"] = {**asdict(chosen),
+                         "tuned_on": f"{len(plans)} TRAIN-split medleys "
+                                     "(python -m training.tune_listener)",
+                         "tuning_result": best}
+        write_manifest(b.path, m)
+        print(f"wrote the listener section of {b.path / 'manifest.json'}")
+
+
+if __name__ == "__main__":
+    main()
