@@ -118,8 +118,7 @@ def test_ready_status_watchdog_and_clean_stop(box, tmp_path):
         assert "STOPPING=1" in [m for _, m in d.messages]
     finally:
         log = d.close()
-    assert "first frame presented" in log
-    # READY was sent only after a frame was on screen: the log line precedes it
+    assert "first frame presented" in log  # logged by the output's first-frame callback
     events = list((box / "events").glob("*.jsonl"))
     assert events, "no show events file"
     lines = [json.loads(x) for x in events[-1].read_text().splitlines()]
@@ -190,3 +189,17 @@ def test_missing_mic_is_reported_and_the_show_plays_on(box, tmp_path):
         assert rc == 0
     finally:
         d.close()
+
+
+def test_no_ready_until_a_frame_is_presented(box, tmp_path):
+    """With the render loop frozen from the start no frame is ever presented, so systemd must
+    never hear READY (it would then time the start out and restart the service)."""
+    d = Daemon(box / "appliance.toml", tmp_path, APPLIANCE_TEST_STALL="render@0")
+    try:
+        msgs = d.collect(4.0)
+        assert "READY=1" not in msgs, msgs
+        rc, _ = d.stop()
+        assert rc == 0
+    finally:
+        log = d.close()
+    assert "first frame presented" not in log

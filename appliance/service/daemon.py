@@ -123,6 +123,12 @@ def run(config: Config) -> int:
     output = open_output(config.display.output, show.size, show.fps,
                          record=str(config.display.record) if config.display.record else None)
     player = Player(output, show.size, show.fps, realtime=True)
+
+    def ready() -> None:  # the output calls this once its first frame is really presented
+        notify("READY=1")
+        log.info("first frame presented; ready")
+
+    output.on_first_frame = ready
     director = Director(show)
     events = _events_log(config.service.events_dir)
     loop = ShowLoop(director, player, events)
@@ -134,7 +140,6 @@ def run(config: Config) -> int:
     listen.start()
     t0 = time.monotonic()
     frame = 0
-    ready = False
     status = ""
     status_at = 0.0
     started = t0
@@ -145,10 +150,6 @@ def run(config: Config) -> int:
             if not _test_stall("render", started):
                 loop.step(t, listen.drain())        # heard → director → frame on screen
                 watchdog.beat("render")
-            if not ready:
-                notify("READY=1")
-                ready = True
-                log.info("first frame presented; ready")
             watchdog.beat("capture", at=source.last_progress)
             watchdog.tick()
             if now - status_at >= 1.0:
