@@ -214,14 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as e:  # plain words for people; the traceback only when debugging
         from appliance.listen.bundle import BundleError
+        from appliance.show.showfile import ShowError
 
-        known = (BundleError, FileNotFoundError, ValueError)
-        try:
-            from appliance.show.showfile import ShowError
-
-            known = (*known, ShowError)
-        except ImportError:
-            pass
+        known = (BundleError, ShowError, FileNotFoundError, ValueError)
         if isinstance(e, known) and not os.environ.get("APPLIANCE_DEBUG"):
             print(f"appliance: {e}", file=sys.stderr)
             return 2

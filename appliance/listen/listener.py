@@ -66,8 +66,9 @@ class Listener:
         self._smooth: np.ndarray | None = None
         self._music = False
         self._genre = NONE
-        self.last_engine_ms = 0.0
-        self.last_frontend_ms = 0.0
+        self.last_engine_ms = 0.0     # engine time of the last estimate
+        self.last_frontend_ms = 0.0   # front-end time accumulating towards the next estimate
+        self.last_cost_ms = 0.0       # front end + engine behind the last estimate
 
     @property
     def time(self) -> float:
