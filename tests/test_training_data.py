@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from training import jazz
-from training.dataset import LABELS, build_windows, manifest_rows, plan
+from training.dataset import LABELS, build_windows, manifest_rows, plan, works_of
 from training.nomusic import KINDS, make_none
 from training.perform import TEMPO_MAX, TEMPO_MIN, Note, excerpt, humanise, read_midi
 from training.render import RATE, TIMBRES, render_clip, rms_db
@@ -58,14 +58,15 @@ def test_humanise_real_piece_keeps_note_count() -> None:
 
 
 @needs_data
-def test_jazz_split_has_no_tune_on_both_sides() -> None:
-    tr, va = jazz.jazz_items("train"), jazz.jazz_items("val")
+def test_jazz_split_has_no_tune_on_two_sides() -> None:
+    tr, va, dv = jazz.jazz_items("train"), jazz.jazz_items("val"), jazz.jazz_items("dev")
     t_titles = {jazz.norm_title(i["title"]) for i in tr}
     v_titles = {jazz.norm_title(i["title"]) for i in va}
-    assert t_titles and v_titles
-    assert not t_titles & v_titles
+    d_titles = {jazz.norm_title(i["title"]) for i in dv}
+    assert t_titles and v_titles and d_titles
+    assert not t_titles & v_titles and not t_titles & d_titles and not d_titles & v_titles
     # solos over a tune share its side; charts used for comping too
-    for side, items in (("train", tr), ("val", va)):
+    for side, items in (("train", tr), ("val", va), ("dev", dv)):
         for it in items:
             assert jazz.title_split(it["title"]) == side
             if it.get("chart"):
@@ -89,16 +90,36 @@ def test_rendered_audio_is_16k_mono_float32_not_silent() -> None:
 
 
 @needs_data
-def test_plan_keeps_val_pieces_out_of_train() -> None:
+def test_plan_keeps_val_and_dev_pieces_out_of_train() -> None:
     rows = manifest_rows()
-    val_works = {r["work"] for r in rows if r["split"] == "val"}
-    val_paths = {r["path"] for r in rows if r["split"] == "val"}
+    held = {r["work"] for r in rows if r["split"] in ("val", "dev")}
+    held_paths = {r["path"] for r in rows if r["split"] in ("val", "dev")}
     clips = plan("train", minutes_per_class=20, clip_s=30, seed=0)
     assert {c["genre"] for c in clips} == set(LABELS)
     for c in clips:
-        assert c["piece"] not in val_paths and c["work"] not in val_works
+        assert c["piece"] not in held_paths and c["work"] not in held
         if c["genre"] == "jazz":
             assert jazz.title_split(c["item"]["title"]) == "train"
+
+
+@needs_data
+def test_dev_split_is_whole_train_works_of_every_style() -> None:
+    """Dev is carved from the manifest's train works only (val untouched), whole works at a
+    time, and every style has some, or the listener could not be tuned on it."""
+    rows = manifest_rows()
+    assert all(r["manifest_split"] == "val" for r in rows if r["split"] == "val")
+    assert all(r["manifest_split"] == "train" for r in rows if r["split"] == "dev")
+    split_of_work: dict[str, set] = {}
+    for r in rows:
+        split_of_work.setdefault(r["work"], set()).add(r["split"])
+    assert all(len(s) == 1 for s in split_of_work.values())
+    for genre in ("baroque", "classical", "ragtime"):
+        works = {r["work"] for r in rows if r["genre"] == genre and r["manifest_split"] == "train"}
+        dev = {r["work"] for r in rows if r["genre"] == genre and r["split"] == "dev"}
+        assert 0 < len(dev) < 0.35 * len(works)
+    dev_clips = plan("dev", minutes_per_class=5, clip_s=30, seed=0)
+    assert {c["genre"] for c in dev_clips} == set(LABELS)
+    assert not {c["work"] for c in dev_clips} & works_of("train")
 
 
 @needs_data

@@ -41,6 +41,7 @@ from training.dataset import (
     build_windows,
     licenses,
     summarise,
+    works_of,
 )
 from training.render import TIMBRES
 
@@ -97,9 +98,10 @@ def main(argv: list[str] | None = None) -> dict:
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
                                clip_s=a.val_clip_s or a.clip_s, verbose=True,
                                workers=a.workers)
-    leak = {m["work"] for m in mt} & {m["work"] for m in mv}
+    held_out = {m["work"] for m in mv} | works_of("val") | works_of("dev")
+    leak = {m["work"] for m in mt} & held_out
     if leak:
-        raise RuntimeError(f"val works found in training windows: {sorted(leak)[:5]}")
+        raise RuntimeError(f"val/dev works found in training windows: {sorted(leak)[:5]}")
     t_data = time.monotonic() - t0
     print(f"[build] windows: train {xt.shape} {np.bincount(yt, minlength=len(LABELS))}, "
           f"val {xv.shape} {np.bincount(yv, minlength=len(LABELS))} ({t_data:.0f} s)",
@@ -122,7 +124,9 @@ def main(argv: list[str] | None = None) -> dict:
             "train_hop_s": TRAIN_HOP_S,
             "val_hop_s": VAL_HOP_S,
             "split": "manifest.csv split by work (baroque/classical/ragtime); jazz by SHA-1 of "
-                     "the tune title; none by disjoint seeds and sentences",
+                     "the tune title; none by disjoint seeds and sentences. A dev slice "
+                     "(SHA-1 of the work/tune, 15 %) of the train works is held out of "
+                     "training for tuning the listener",
             "timbres": [t.name for t in TIMBRES],
             "rendering": "humanised MIDI (tempo ±15 %, drift, rubato, onset jitter, random "
                          "velocity, sustain pedal) -> fluidsynth at 22.05-48 kHz -> 16 kHz; "

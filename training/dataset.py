@@ -6,6 +6,11 @@ clips (``training.nomusic``). Train clips come only from ``split == train`` piec
 tune titles), val clips only from val ones; classes are balanced by capping minutes per class.
 Audio is cached per clip, windows per (split, settings) under ``training/cache/``.
 
+Three splits: ``val`` is the manifest's (jazz: a hash of the tune title) and only ever
+measures; ``dev`` is a fixed slice of the manifest's *train* works (and train tunes) that the
+engine never trains on, so the listener's smoothing can be tuned on music the engine has not
+heard without touching val; ``train`` is the rest.
+
 Features come from ``appliance.listen.frontend.log_mel`` — called on each 3 s window exactly
 as the listener calls it.
 """
@@ -42,6 +47,8 @@ CACHE = Path(os.environ.get("TRAINING_CACHE", Path(__file__).resolve().parent / 
 PEDAL = {"baroque": 0.15, "classical": 0.55, "ragtime": 0.45}
 SCORE_GENRES = ("baroque", "classical", "ragtime")
 CACHE_VERSION = 2  # bump when rendering or augmentation changes
+DEV_FRACTION = 0.15  # share of the manifest's train works held out as the dev split
+SPLITS = ("train", "dev", "val")
 
 JAZZ_LICENSE = ("Weimar Jazz Database 1.2 (jazzomat/raw_data; ODbL per the Jazzomat project, "
                 "research use; cite Pfleiderer et al., Inside the Jazzomat, 2017) for solo "
@@ -55,8 +62,19 @@ def _seed(*parts: object) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
+def work_split(work: str, manifest_split: str) -> str:
+    """The split a manifest work belongs to: val stays val; train works whose name hashes
+    below DEV_FRACTION become dev (a whole work at a time, like the manifest's own split)."""
+    if manifest_split != "train":
+        return manifest_split
+    # salted: the manifest's own val split already took the works whose plain hash is low
+    h = int(hashlib.sha1(f"dev:{work}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "dev" if h < DEV_FRACTION else "train"
+
+
 def manifest_rows() -> list[dict]:
-    """manifest.csv joined with provenance.csv's work key."""
+    """manifest.csv joined with provenance.csv's work key; ``split`` is train/dev/val
+    (``manifest_split`` keeps the file's own train/val)."""
     work: dict[str, str] = {}
     with open(MIDI / "provenance.csv", newline="") as f:
         for r in csv.DictReader(f):
@@ -66,13 +84,15 @@ def manifest_rows() -> list[dict]:
     for r in rows:
         r["work"] = work.get(r["path"], r["path"])
         r["duration_s"] = float(r["duration_s"])
+        r["manifest_split"] = r["split"]
+        r["split"] = work_split(r["work"], r["split"])
     return rows
 
 
 def plan(split: str, *, minutes_per_class: float, clip_s: float, seed: int) -> list[dict]:
     """Clips for ``split``: per class, add clips until ``minutes_per_class`` is reached."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     target = minutes_per_class * 60.0
     clips: list[dict] = []
     rows = manifest_rows()
@@ -109,7 +129,7 @@ def plan(split: str, *, minutes_per_class: float, clip_s: float, seed: int) -> l
         total += clip_s
         k += 1
     total, k = 0.0, 0
-    base = 1_000_000 if split == "train" else 2_000_000  # disjoint seeds per split
+    base = {"train": 1_000_000, "val": 2_000_000, "dev": 3_000_000}[split]  # disjoint seeds
     while total < target:
         kind = NONE_KINDS[k % len(NONE_KINDS)]
         length = min(clip_s, 20.0)
@@ -234,6 +254,12 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
     return x_all, y_all, meta
 
 
+def works_of(split: str) -> set[str]:
+    """Every work a split may draw on (manifest pieces, jazz tunes as ``jazz:<title>``)."""
+    works = {r["work"] for r in manifest_rows() if r["split"] == split}
+    return works | {"jazz:" + jazz.norm_title(it["title"]) for it in jazz.jazz_items(split)}
+
+
 def summarise(meta: list[dict], hop_s: float) -> dict:
     """Minutes of audio (distinct clips), pieces and windows per class for one split."""
     out: dict[str, dict] = {}
@@ -268,4 +294,5 @@ def licenses(meta: list[dict]) -> dict[str, object]:
 
 
 __all__ = ["LABELS", "WINDOW_S", "HOP_S", "RATE", "build_windows", "plan", "summarise",
-           "licenses", "manifest_rows", "render_planned", "clip_windows", "prerender"]
+           "licenses", "manifest_rows", "works_of", "work_split", "SPLITS", "render_planned",
+           "clip_windows", "prerender"]

@@ -243,11 +243,9 @@ def clip_groups(clips: list[dict], target_s: float = 30.0) -> list[list[int]]:
 
 def train_works() -> set[str]:
     """Every work the training split may draw on (manifest train pieces, train jazz tunes)."""
-    from training import jazz
-    from training.dataset import manifest_rows
+    from training.dataset import works_of
 
-    works = {r["work"] for r in manifest_rows() if r["split"] == "train"}
-    return works | {"jazz:" + jazz.norm_title(it["title"]) for it in jazz.jazz_items("train")}
+    return works_of("train")
 
 
 def check_no_leak(clips: list[dict]) -> int:
@@ -660,6 +658,14 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
     }
 
 
+def smoothing_words(sm: dict) -> str:
+    """The listener's smoothing in words, for the report."""
+    rule = (f"evidence switch at {sm['switch_evidence']:g} nats, at most "
+            f"{sm.get('evidence_cap', 0):g} per window" if sm.get("switch_evidence", 0) > 0
+            else f"switch margin {sm['switch_margin']:g}")
+    return f"tau {sm['tau_s']:g} s, {rule}"
+
+
 def eval_cost(b: Bundle, runs: int, peer: bool) -> dict:
     from training.bench_engine import bench
 
@@ -1059,11 +1065,11 @@ def weaknesses(res: dict) -> list[str]:
         "latency on the Jetson itself (TensorRT) — cost here is this x86 machine's CPU.",
         *([f"**The smoothed genre flickers**: {r['spurious_per_10min']:.0f} changes per 10 min "
            "of steady playing against a target of 1, with the listener's smoothing "
-           f"({r['smoothing']['from']}: tau {r['smoothing']['tau_s']:g} s, switch margin "
-           f"{r['smoothing']['switch_margin']:g}). With about one window in "
-           f"{1 / max(1e-9, 1 - v['window_accuracy_4style']):.0f} wrong, a 1 s moving "
-           "average cannot hold a style; longer smoothing, hysteresis in time or a better "
-           "window model are needed, chosen on training medleys, not on these."]
+           f"({r['smoothing']['from']}: {smoothing_words(r['smoothing'])}). With about one "
+           f"window in {1 / max(1e-9, 1 - v['window_accuracy_4style']):.0f} wrong, and wrong "
+           "windows coming in runs (a passage that sounds like another style), smoothing "
+           "that still names a change within 3 s cannot hold every style; a better window "
+           "model is needed. Smoothing is chosen on dev medleys, never on these."]
           if (r.get("spurious_per_10min") or 0) > 1 else []),
         f"**Timbre dependence**: window accuracy ranges from {tmin[1]:.2f} ({tmin[0]}) to "
         f"{tmax[1]:.2f} ({tmax[0]}) across the five soundfont pianos; a real piano is a sixth "

@@ -30,6 +30,7 @@ DATA = Path("/work/shared/data")
 SOLOS = DATA / "jazz_solos"
 CHORDS = DATA / "jazz_chords"
 VAL_FRACTION = 0.15
+DEV_FRACTION = 0.15  # carved from train: tunes the listener, never trains the engine
 
 GROOVES_SLOW = ("Evansish", "Ballad", "MellowJazz", "SlowJazz")
 GROOVES_MID = ("Swing", "JazzCombo", "EasySwing", "Bebop", "ModernJazz")
@@ -47,9 +48,11 @@ def norm_title(title: str) -> str:
 
 
 def title_split(title: str) -> str:
-    """'train' or 'val', deterministically from the normalised title."""
-    h = int(hashlib.sha1(norm_title(title).encode()).hexdigest()[:8], 16)
-    return "val" if h / 0xFFFFFFFF < VAL_FRACTION else "train"
+    """'train', 'dev' or 'val', deterministically from the normalised title."""
+    h = int(hashlib.sha1(norm_title(title).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    if h < VAL_FRACTION:
+        return "val"
+    return "dev" if h < VAL_FRACTION + DEV_FRACTION else "train"
 
 
 # --------------------------------------------------------------------------- charts

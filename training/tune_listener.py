@@ -1,12 +1,15 @@
-"""Choose the listener's smoothing for a bundle on TRAIN-split medleys, never on val.
+"""Choose the listener's smoothing for a bundle on DEV-split medleys, never on val.
 
     python -m training.tune_listener engines/genre-1.0 [--medleys 8] [--write]
 
-Each medley is heard once by the engine; the recorded engine outputs are then replayed
-through the box's own Listener for every candidate smoothing, so the grid costs only the
-front end. The rule, fixed before looking at any result: among candidates whose median
-change delay is <= 3 s and whose first style is named <= 2 s after music starts, take the
-one with the fewest spurious changes per 10 minutes (ties: the shorter p95 delay).
+Dev works are train-split works that engines from genre-1.1 on never train on
+(``training.dataset``), so the engine is about as wrong on them as on new music. Each medley
+is heard once by the engine; the recorded outputs are then replayed through the box's own
+Listener for every candidate smoothing (margin rule and evidence rule, ``candidates()``), so
+the grid costs only the front end. The rule, fixed before looking at any result: among
+candidates whose median change delay is <= 3 s and whose first style is named <= 2 s after
+music starts, take the one with the fewest spurious changes per 10 minutes (ties: the
+shorter p95 delay).
 ``--write`` stores the choice in the bundle manifest's ``listener`` section.
 """
 
@@ -34,6 +37,18 @@ from training.evaluate import (
 
 TAUS = (1.0, 1.5, 2.0, 3.0)
 MARGINS = (0.1, 0.2, 0.3)
+# the evidence (CUSUM) switch rule: tau then only sets the music gate and the first naming
+EVIDENCE_TAUS = (1.0, 1.5)
+EVIDENCE = (3.0, 4.0, 6.0, 8.0, 11.0, 15.0)
+CAPS = (1.5, 3.0)
+
+
+def candidates() -> list[Smoothing]:
+    """Every smoothing the tuner tries: the margin rule, then the evidence rule."""
+    out = [Smoothing(tau_s=t, switch_margin=m) for t, m in itertools.product(TAUS, MARGINS)]
+    out += [Smoothing(tau_s=t, switch_evidence=h, evidence_cap=c)
+            for t, h, c in itertools.product(EVIDENCE_TAUS, EVIDENCE, CAPS)]
+    return out
 
 
 class _Recorder:
@@ -72,8 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args(argv)
     b = load_bundle(a.engine)
-    plans = medley_plan(a.medleys, seed=77, split="train")
-    assert all(s["split"] == "train" for m in plans for s in m["segments"])
+    plans = medley_plan(a.medleys, seed=77, split="dev")
+    assert all(s["split"] == "dev" for m in plans for s in m["segments"])
     heard = []
     for i, m in enumerate(plans):
         x, segs = render_medley(m)
@@ -83,8 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"medley {i + 1}/{len(plans)} heard ({len(x) / b.frontend.sample_rate:.0f} s)",
               flush=True)
     rows = []
-    for tau, margin in itertools.product(TAUS, MARGINS):
-        sm = Smoothing(tau_s=tau, switch_margin=margin)
+    for sm in candidates():
         delays, firsts, spur, steady = [], [], 0, 0.0
         for x, segs, lead, outputs in heard:
             stream = hear(_Replay(b, outputs), sm, x)
@@ -94,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
             n, st = spurious_changes(stream, segs)
             spur += n
             steady += st
-        row = {"tau_s": tau, "switch_margin": margin, "median_s": pct(delays, 50),
+        row = {"tau_s": sm.tau_s, "switch_margin": sm.switch_margin,
+               "switch_evidence": sm.switch_evidence, "evidence_cap": sm.evidence_cap,
+               "median_s": pct(delays, 50),
                "p95_s": pct(delays, 95), "first_max_s": max(firsts),
                "spurious_per_10min": spur / (steady / 600)}
         rows.append(row)
@@ -105,9 +121,11 @@ def main(argv: list[str] | None = None) -> None:
     if a.write:
         m = json.loads((b.path / "manifest.json").read_text())
         m.pop("files", None)
-        chosen = Smoothing(tau_s=best["tau_s"], switch_margin=best["switch_margin"])
+        chosen = Smoothing(tau_s=best["tau_s"], switch_margin=best["switch_margin"],
+                           switch_evidence=best["switch_evidence"],
+                           evidence_cap=best["evidence_cap"])
         m["listener"] = {**asdict(chosen),
-                         "tuned_on": f"{len(plans)} TRAIN-split medleys "
+                         "tuned_on": f"{len(plans)} DEV-split medleys "
                                      "(python -m training.tune_listener)",
                          "tuning_result": best}
         write_manifest(b.path, m)

@@ -26,6 +26,14 @@ class Smoothing:
 
     tau_s: float = 1.0            # time constant of the moving average over probabilities
     switch_margin: float = 0.10   # a new genre must lead the current one by this much
+    # Evidence rule for switching styles (used when switch_evidence > 0, replacing the
+    # margin rule; the first style after silence is still named from the moving average).
+    # Each window adds log(p_new / p_current), capped at +-evidence_cap, to a running sum
+    # per rival style that never drops below zero (a CUSUM change detector); the reading
+    # moves when one sum reaches switch_evidence. A few confused windows then cost nothing
+    # unless they agree and persist, while a real change builds up evidence at every hop.
+    switch_evidence: float = 0.0  # nats; 0 = margin rule
+    evidence_cap: float = 2.0     # nats per window, so one confident window cannot switch
     # Music starts when smoothed p(none) falls below music_on. With tau 1 s and a 0.5 s hop
     # one window moves the average 39% of the way, so from any room reading above 0.57 a
     # single stray window cannot start the music: it takes two in a row (1 s).
@@ -66,6 +74,7 @@ class Listener:
         self._smooth: np.ndarray | None = None
         self._music = False
         self._genre = NONE
+        self._evidence = np.zeros(len(self.labels))  # per rival style, for the evidence rule
         self.last_engine_ms = 0.0     # engine time of the last estimate
         self.last_frontend_ms = 0.0   # front-end time accumulating towards the next estimate
         self.last_cost_ms = 0.0       # front end + engine behind the last estimate
@@ -141,11 +150,9 @@ class Listener:
             self._music = True
         if not self._music:
             self._genre = NONE
+            self._evidence[:] = 0.0
         else:
-            best = max(self._genre_idx, key=lambda i: s[i])
-            cur = self.labels.index(self._genre) if self._genre in self.labels else None
-            if cur is None or cur == self._none_idx or s[best] > s[cur] + sm.switch_margin:
-                self._genre = self.labels[best]
+            self._genre = self._next_genre(p, s)
         confidence = float(s[self.labels.index(self._genre)]) if self._genre in self.labels else 0.0
         self.last_frontend_ms, fe_ms = 0.0, self.last_frontend_ms
         self.last_cost_ms = fe_ms + self.last_engine_ms
@@ -153,3 +160,25 @@ class Listener:
             t=self.time, probs={lab: float(v) for lab, v in zip(self.labels, s, strict=True)},
             music_present=self._music, genre=self._genre, confidence=confidence,
             raw_probs={lab: float(v) for lab, v in zip(self.labels, p, strict=True)})
+
+    def _next_genre(self, p: np.ndarray, s: np.ndarray) -> str:
+        """The style to show while music plays, from raw ``p`` and smoothed ``s``."""
+        sm = self.smoothing
+        best = max(self._genre_idx, key=lambda i: s[i])
+        cur = self.labels.index(self._genre) if self._genre in self.labels else None
+        if cur is None or cur == self._none_idx:
+            self._evidence[:] = 0.0
+            return self.labels[best]          # first style: as fast as the average allows
+        if sm.switch_evidence <= 0:
+            return self.labels[best] if s[best] > s[cur] + sm.switch_margin else self._genre
+        step = np.log(p + 1e-6) - math.log(float(p[cur]) + 1e-6)
+        step = np.clip(step, -sm.evidence_cap, sm.evidence_cap)
+        self._evidence = np.maximum(0.0, self._evidence + step)
+        self._evidence[cur] = 0.0
+        if self._none_idx is not None:
+            self._evidence[self._none_idx] = 0.0  # music stopping is the gate's job
+        rival = int(np.argmax(self._evidence))
+        if self._evidence[rival] >= sm.switch_evidence:
+            self._evidence[:] = 0.0
+            return self.labels[rival]
+        return self._genre
