@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
                                clip_s=a.val_clip_s or a.clip_s, verbose=True,
                                workers=a.workers)
-    held_out = {m["work"] for m in mv} | works_of("val") | works_of("dev")
-    leak = {m["work"] for m in mt} & held_out
+    leak = {m["work"] for m in mt} & (works_of("val") | works_of("dev"))
     if leak:
         raise RuntimeError(f"val/dev works found in training windows: {sorted(leak)[:5]}")
     t_data = time.monotonic() - t0

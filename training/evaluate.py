@@ -241,16 +241,11 @@ def clip_groups(clips: list[dict], target_s: float = 30.0) -> list[list[int]]:
     return groups
 
 
-def train_works() -> set[str]:
-    """Every work the training split may draw on (manifest train pieces, train jazz tunes)."""
-    from training.dataset import works_of
-
-    return works_of("train")
-
-
 def check_no_leak(clips: list[dict]) -> int:
     """Works of these clips/segments that the training split may also use (must be 0)."""
-    return len({c["work"] for c in clips} & train_works())
+    from training.dataset import works_of
+
+    return len({c["work"] for c in clips} & works_of("train"))
 
 
 # --------------------------------------------------------------------------- windows

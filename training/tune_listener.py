@@ -108,22 +108,16 @@ def main(argv: list[str] | None = None) -> None:
             n, st = spurious_changes(stream, segs)
             spur += n
             steady += st
-        row = {"tau_s": sm.tau_s, "switch_margin": sm.switch_margin,
-               "switch_evidence": sm.switch_evidence, "evidence_cap": sm.evidence_cap,
-               "median_s": pct(delays, 50),
-               "p95_s": pct(delays, 95), "first_max_s": max(firsts),
-               "spurious_per_10min": spur / (steady / 600)}
-        rows.append(row)
+        row = {**asdict(sm), "median_s": pct(delays, 50), "p95_s": pct(delays, 95),
+               "first_max_s": max(firsts), "spurious_per_10min": spur / (steady / 600)}
+        rows.append((sm, row))
         print(json.dumps(row), flush=True)
-    ok = [r for r in rows if r["median_s"] <= 3.0 and r["first_max_s"] <= 2.0]
-    best = min(ok or rows, key=lambda r: (r["spurious_per_10min"], r["p95_s"]))
+    ok = [(sm, r) for sm, r in rows if r["median_s"] <= 3.0 and r["first_max_s"] <= 2.0]
+    chosen, best = min(ok or rows, key=lambda sr: (sr[1]["spurious_per_10min"], sr[1]["p95_s"]))
     print("chosen:", json.dumps(best))
     if a.write:
         m = json.loads((b.path / "manifest.json").read_text())
         m.pop("files", None)
-        chosen = Smoothing(tau_s=best["tau_s"], switch_margin=best["switch_margin"],
-                           switch_evidence=best["switch_evidence"],
-                           evidence_cap=best["evidence_cap"])
         m["listener"] = {**asdict(chosen),
                          "tuned_on": f"{len(plans)} DEV-split medleys "
                                      "(python -m training.tune_listener)",

@@ -164,17 +164,18 @@ class Listener:
     def _next_genre(self, p: np.ndarray, s: np.ndarray) -> str:
         """The style to show while music plays, from raw ``p`` and smoothed ``s``."""
         sm = self.smoothing
-        best = max(self._genre_idx, key=lambda i: s[i])
         cur = self.labels.index(self._genre) if self._genre in self.labels else None
-        if cur is None or cur == self._none_idx:
-            self._evidence[:] = 0.0
-            return self.labels[best]          # first style: as fast as the average allows
-        if sm.switch_evidence <= 0:
-            return self.labels[best] if s[best] > s[cur] + sm.switch_margin else self._genre
+        if cur is None or cur == self._none_idx or sm.switch_evidence <= 0:
+            best = max(self._genre_idx, key=lambda i: s[i])
+            first = cur is None or cur == self._none_idx  # as fast as the average allows
+            if first or s[best] > s[cur] + sm.switch_margin:
+                self._evidence[:] = 0.0
+                return self.labels[best]
+            return self._genre
+        # the current style's own step is log(1) = 0, so its sum stays at zero by itself
         step = np.log(p + 1e-6) - math.log(float(p[cur]) + 1e-6)
         step = np.clip(step, -sm.evidence_cap, sm.evidence_cap)
         self._evidence = np.maximum(0.0, self._evidence + step)
-        self._evidence[cur] = 0.0
         if self._none_idx is not None:
             self._evidence[self._none_idx] = 0.0  # music stopping is the gate's job
         rival = int(np.argmax(self._evidence))
