@@ -656,7 +656,7 @@ def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, 
 def smoothing_words(sm: dict) -> str:
     """The listener's smoothing in words, for the report."""
     rule = (f"evidence switch at {sm['switch_evidence']:g} nats, at most "
-            f"{sm.get('evidence_cap', 0):g} per window" if sm.get("switch_evidence", 0) > 0
+            f"{sm['evidence_cap']:g} per window" if sm["switch_evidence"] > 0
             else f"switch margin {sm['switch_margin']:g}")
     return f"tau {sm['tau_s']:g} s, {rule}"
 
