@@ -14,7 +14,7 @@ from appliance.listen.bundle import BundleError, load_bundle  # noqa: E402
 from appliance.listen.frontend import FrontEnd  # noqa: E402
 from training.export import export_bundle, session  # noqa: E402
 from training.model import count_params, fused_for_export, make_model  # noqa: E402
-from training.train import Augment, train  # noqa: E402
+from training.train import ONSET_FRAMES, Augment, splice, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -108,6 +108,30 @@ def test_augment_is_seeded_and_keeps_shape():
     assert a1.shape == x.shape and torch.isfinite(a1).all()
     assert torch.equal(a1, a2)
     assert not torch.allclose(a1, x)
+
+
+def test_splice_joins_two_windows_and_labels_by_the_later_style_once_it_leads():
+    n, t = 400, N_FRAMES
+    g = torch.Generator().manual_seed(1)
+    yb = torch.arange(n) % len(LABELS)
+    xb = yb.view(n, 1, 1, 1).float().expand(n, 1, 2, t).clone()  # frame value = own label
+    py = torch.arange(len(LABELS))
+    px = (10 + py).view(-1, 1, 1, 1).float().expand(-1, 1, 2, t).clone()  # partner: 10+label
+    x, y = splice(xb, yb, px, py, g, 4, p=0.6)
+    for i in range(n):
+        row = x[i, 0, 0]
+        spliced = bool((row >= 10).any())
+        if not spliced:
+            assert torch.equal(x[i], xb[i]) and y[i] == yb[i]
+            continue
+        head = int((row >= 10).sum())
+        assert (row[:head] >= 10).all() and (row[head:] == yb[i]).all(), "start of A, end of B"
+        earlier, own_tail = int(row[0]) - 10, t - head
+        assert yb[i] != 4 and earlier != int(yb[i]), "only music is spliced, after another label"
+        assert own_tail >= ONSET_FRAMES
+        later_leads = earlier == 4 or 2 * own_tail >= t
+        assert int(y[i]) == (int(yb[i]) if later_leads else earlier)
+    assert 0.3 < float((x[:, 0, 0] >= 10).any(1).float().mean()) < 0.6
 
 
 def test_training_learns_and_keeps_history(trained):

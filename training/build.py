@@ -70,6 +70,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="weights to ship: best val epoch, or the last (val never selects)")
     ap.add_argument("--anneal-to-budget", action="store_true",
                     help="cosine learning-rate schedule over --time-budget, not --epochs")
+    ap.add_argument("--window-s", type=float, default=WINDOW_S,
+                    help=f"seconds of audio per window (default {WINDOW_S:g})")
+    ap.add_argument("--splice", type=float, default=0.0,
+                    help="share of training windows spliced from two windows (a style change "
+                         "or music starting mid-window); default 0")
     ap.add_argument("--workers", type=int, default=1, help="rendering processes")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
@@ -95,11 +100,11 @@ def main(argv: list[str] | None = None) -> dict:
     t_r = time.monotonic()
     xt, yt, mt = build_windows("train", quick=a.quick, seed=a.seed,
                                minutes_per_class=a.minutes_per_class, clip_s=a.clip_s,
-                               verbose=True, workers=a.workers)
+                               window_s=a.window_s, verbose=True, workers=a.workers)
     print(f"[build] train windows in {time.monotonic() - t_r:.0f} s", flush=True)
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
-                               clip_s=a.val_clip_s or a.clip_s, verbose=True,
-                               workers=a.workers)
+                               clip_s=a.val_clip_s or a.clip_s, window_s=a.window_s,
+                               verbose=True, workers=a.workers)
     leak = {m["work"] for m in mt} & (works_of("val") | works_of("dev"))
     if leak:
         raise RuntimeError(f"val/dev works found in training windows: {sorted(leak)[:5]}")
@@ -113,7 +118,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise SystemExit("--widths wants four comma-separated integers")
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
                         time_budget_s=budget, widths=widths, keep=a.keep,
-                        lr_follows_budget=a.anneal_to_budget)
+                        lr_follows_budget=a.anneal_to_budget, splice_p=a.splice)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -144,13 +149,14 @@ def main(argv: list[str] | None = None) -> dict:
                      "widths": list(widths) if widths else "model.py default",
                      "lr_schedule": "cosine over the time budget" if a.anneal_to_budget
                      else "cosine over the epochs",
+                     "splice": a.splice,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine()},
         "built_by": "python -m training.build " + " ".join(
             sys.argv[1:] if argv is None else argv),
     }
-    metrics = export_bundle(model, out, frontend=fe, labels=LABELS, window_s=WINDOW_S,
+    metrics = export_bundle(model, out, frontend=fe, labels=LABELS, window_s=a.window_s,
                             hop_s=HOP_S, calib_x=calib, val_x=xv, val_y=yv, name=name,
                             version=version, extra_manifest=extra)
     total = time.monotonic() - t0

@@ -186,11 +186,11 @@ def prerender(clips: list[dict], workers: int, *, verbose: bool = False) -> None
                 print(f"  rendered {i + 1}/{len(todo)}", flush=True)
 
 
-def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool
-                 ) -> list[tuple[float, np.ndarray]]:
-    """(offset s, log-mel window) for each 3 s window; for music, near-silent windows (gaps,
-    release tails) are skipped so a "music" label never sits on silence."""
-    win = int(round(WINDOW_S * fe.sample_rate))
+def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool,
+                 window_s: float = WINDOW_S) -> list[tuple[float, np.ndarray]]:
+    """(offset s, log-mel window) for each ``window_s`` window; for music, near-silent windows
+    (gaps, release tails) are skipped so a "music" label never sits on silence."""
+    win = int(round(window_s * fe.sample_rate))
     hop = int(round(hop_s * fe.sample_rate))
     if len(x) < win:
         x = np.concatenate([x, np.zeros(win - len(x), dtype=np.float32)])
@@ -207,7 +207,7 @@ def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool
 
 def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: float | None = None,
                   hop_s: float | None = None, clip_s: float | None = None,
-                  verbose: bool = False, workers: int = 1
+                  window_s: float = WINDOW_S, verbose: bool = False, workers: int = 1
                   ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Windows of ``split``: X float32 (N, n_mels, n_frames), y int64 (N,), per-window meta.
 
@@ -226,8 +226,11 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
         clip_s = clip_s or 30.0
     hop_s = hop_s or (TRAIN_HOP_S if split == "train" else VAL_HOP_S)
     clips = plan(split, minutes_per_class=mpc, clip_s=clip_s, seed=seed)
-    key = _key({"split": split, "clips": [_key(c) for c in clips], "hop": hop_s,
-                "fe": fe.to_dict()})
+    spec = {"split": split, "clips": [_key(c) for c in clips], "hop": hop_s,
+            "fe": fe.to_dict()}
+    if window_s != WINDOW_S:  # 3 s keys predate the option; they stay valid
+        spec["window_s"] = window_s
+    key = _key(spec)
     fpath = CACHE / "windows" / f"{split}-{key}.npz"
     if fpath.exists():
         z = np.load(fpath, allow_pickle=False)
@@ -240,14 +243,15 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
         if verbose and (workers <= 1 or i % 100 == 0):
             print(f"  [{split}] clip {i + 1}/{len(clips)} {c['genre']} {c['piece']}", flush=True)
         x = render_planned(c)
-        for off, feat in clip_windows(x, fe, hop_s=hop_s, music=c["genre"] != "none"):
+        for off, feat in clip_windows(x, fe, hop_s=hop_s, music=c["genre"] != "none",
+                                      window_s=window_s):
             xs.append(feat)
             ys.append(LABELS.index(c["genre"]))
             meta.append({k: c[k] for k in ("genre", "split", "source", "piece", "work",
                                             "license") if k in c}
                         | {"timbre": c.get("timbre", ""), "clip_start": c.get("start", 0.0),
-                           "offset": off, "clip": _key(c)})
-    x_all = np.stack(xs).astype(np.float32)
+                           "offset": off, "window_s": window_s, "clip": _key(c)})
+    x_all = np.stack(xs).astype(np.float32, copy=False)  # one copy: 6 s windows are ~7 GB
     y_all = np.array(ys, dtype=np.int64)
     fpath.parent.mkdir(parents=True, exist_ok=True)
     np.savez(fpath, x=x_all, y=y_all, meta=json.dumps(meta))
@@ -270,7 +274,7 @@ def summarise(meta: list[dict], hop_s: float) -> dict:
         g = m["genre"]
         wins[g] += 1
         pieces[g].add(m["work"] if g == "jazz" else m["piece"])
-        end = m["offset"] + WINDOW_S
+        end = m["offset"] + m.get("window_s", WINDOW_S)
         clips[g][m["clip"]] = max(clips[g].get(m["clip"], 0.0), end)
     for g in LABELS:
         out[g] = {"minutes": round(sum(clips[g].values()) / 60.0, 2),

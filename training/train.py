@@ -9,6 +9,12 @@ Augmentation happens on the fly in feature (log-mel) space, per batch:
 * noise mixing — a random ``none`` window (room tone, chatter) added in the power domain
   at a random level below the music;
 * SpecAugment-style time and frequency masks.
+
+Optionally (``splice_p``) some windows are first spliced from two: the start of one window and
+the end of another, as the listener hears at a style change or when music starts after room
+noise. The label is the later style once it fills half the window, or once it has played
+``ONSET_FRAMES`` after no music, so the network learns to name a change rather than to
+average over it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,29 @@ from torch import nn
 from training.model import count_params, make_model
 
 NATS_PER_DB = math.log(10.0) / 10.0  # log-mel is ln(power): 10 dB = ln(10) nats
+ONSET_FRAMES = 50  # 1 s at the shipped front end's 20 ms hop: music after noise counts as music
+
+
+def splice(xb: torch.Tensor, yb: torch.Tensor, pool_x: torch.Tensor, pool_y: torch.Tensor,
+           gen: torch.Generator, none_label: int | None, p: float
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace the start of a share ``p`` of music windows by the start of a random window
+    of another label; returns (windows, labels). Windows ``[N, 1, n_mels, n_frames]``."""
+    n, _, _, t = xb.shape
+    pick = torch.randint(len(pool_x), (n,), generator=gen)
+    ya = pool_y[pick]
+    use = (torch.rand(n, generator=gen) < p) & (ya != yb)
+    if none_label is not None:
+        use &= yb != none_label  # the later part is always music
+    if not bool(use.any()):
+        return xb, yb
+    # frames taken from the batch window (its end), at least ONSET_FRAMES, leaving some of A
+    tail = torch.randint(ONSET_FRAMES, t - ONSET_FRAMES // 2, (n,), generator=gen)
+    later = torch.arange(t).view(1, -1) >= (t - tail).view(-1, 1)
+    x = torch.where(later.view(n, 1, 1, t), xb, pool_x[pick])
+    after_noise = ya == none_label if none_label is not None else torch.zeros_like(use)
+    y = torch.where(after_noise | (2 * tail >= t), yb, ya)
+    return torch.where(use.view(n, 1, 1, 1), x, xb), torch.where(use, y, yb)
 
 
 class Augment:
@@ -131,12 +160,14 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           weight_decay: float = 1e-2, label_smoothing: float = 0.1, augment: bool = True,
           emb_dim: int = 96, lr_follows_budget: bool = False,
           widths: tuple[int, int, int, int] | None = None, keep: str = "best",
+          splice_p: float = 0.0,
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
     """Train a fresh ``make_model`` network; return (model, history).
 
     ``keep="best"`` returns the epoch with the best val accuracy; ``keep="last"`` returns the
     final weights, so val only reports and never selects (the honest choice when val is also
-    the number quoted).
+    the number quoted). ``splice_p``: share of music windows spliced after another label
+    (see ``splice``).
 
     ``x_*`` float32 ``[N, n_mels, n_frames]`` raw log-mel, ``y_*`` int64 indices into
     ``labels``. Windows labelled ``"none"`` (if that label exists) double as the noise
@@ -194,6 +225,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
             step += 1
             b = torch.from_numpy(idx[i:i + batch_size])
             xb, yb = xt[b], yt[b]
+            if splice_p > 0:
+                xb, yb = splice(xb, yb, xt, yt, gen, none_label, splice_p)
             if aug is not None:
                 xb = aug(xb, yb, none_label)
             loss = loss_fn(model.logits(xb), yb)
