@@ -9,7 +9,7 @@ from appliance.listen import load_bundle
 from appliance.listen.engine import OnnxEngine
 from appliance.listen.listener import Smoothing
 from tests.conftest import band_tone_hz
-from training.tune_listener import _Recorder, _Replay, hear
+from training.tune_listener import _Recorder, _Replay, choose, hear
 
 
 def test_replay_matches_the_live_listener(band_bundle):
@@ -23,3 +23,23 @@ def test_replay_matches_the_live_listener(band_bundle):
     assert {g for _, g in live} >= {"baroque", "ragtime"}
     for sm in (Smoothing(tau_s=1.0, switch_margin=0.1), Smoothing(tau_s=2.0, switch_margin=0.3)):
         assert hear(_Replay(b, rec.outputs), sm, x) == hear(OnnxEngine(b), sm, x)
+
+
+def _row(median: float, spurious: float, first: float = 1.5, p95: float = 6.0) -> dict:
+    return {"median_s": median, "p95_s": p95, "first_max_s": first,
+            "spurious_per_10min": spurious}
+
+
+def test_choose_prefers_fewest_spurious_among_settings_that_meet_the_delay_targets():
+    rows = [(Smoothing(tau_s=1.0), _row(2.5, 9.0)),
+            (Smoothing(tau_s=1.5), _row(2.9, 4.0)),
+            (Smoothing(tau_s=2.0), _row(3.4, 1.0)),              # too slow to change
+            (Smoothing(tau_s=3.0), _row(2.0, 0.5, first=2.5))]   # too slow to start
+    assert choose(rows)[0].tau_s == 1.5
+
+
+def test_choose_falls_back_to_settings_near_the_fastest_when_none_is_fast_enough():
+    rows = [(Smoothing(tau_s=1.0), _row(3.6, 9.0)),
+            (Smoothing(tau_s=1.5), _row(4.0, 5.0)),
+            (Smoothing(tau_s=2.0), _row(4.3, 1.0))]              # stickiest, but 0.7 s slower
+    assert choose(rows)[0].tau_s == 1.5
