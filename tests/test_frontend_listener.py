@@ -74,6 +74,29 @@ def test_streaming_features_equal_offline_features(band_bundle):
     np.testing.assert_allclose(seen[-1], want, rtol=0, atol=1e-4)
 
 
+def test_window_not_yet_heard_reads_as_digital_silence(band_bundle):
+    """Before a whole window is heard the engine sees the heard frames at the window's end
+    and, before them, exactly what log_mel gives for digital silence."""
+    seen = []
+
+    class Recorder(OnnxEngine):
+        def infer(self, features):
+            seen.append(features[0, 0].copy())
+            return super().infer(features)
+
+    b = load_bundle(band_bundle)
+    lis = Listener(Recorder(b))
+    audio = (0.2 * np.random.default_rng(3).standard_normal(b.hop_samples)).astype(np.float32)
+    out = lis.feed(audio)
+    assert len(out) == 1 and len(seen) == 1 and out[0].t == b.hop_s
+    heard = log_mel(audio, b.frontend)
+    k = heard.shape[1]
+    assert 0 < k < b.n_frames
+    np.testing.assert_allclose(seen[0][:, -k:], heard, rtol=0, atol=1e-4)
+    silence = log_mel(np.zeros(b.window_samples, np.float32), b.frontend)
+    np.testing.assert_array_equal(seen[0][:, :-k], silence[:, : b.n_frames - k])
+
+
 def test_listener_names_the_band_and_follows_a_change(band_bundle):
     lis = Listener(OnnxEngine(load_bundle(band_bundle)))
     first = lis.feed(tone(band_tone_hz(2), 4.0))      # band 2 → ragtime
@@ -82,7 +105,8 @@ def test_listener_names_the_band_and_follows_a_change(band_bundle):
     assert later[-1].genre == "baroque"
     changed_at = next(e.t for e in later if e.genre == "baroque")
     assert 4.0 < changed_at <= 7.0
-    assert [round(e.t, 2) for e in first] == [1.0 + 0.5 * i for i in range(len(first))]
+    # one reading per hop from the first hop on: the unheard part of the window is silence
+    assert [round(e.t, 2) for e in first] == [0.5 + 0.5 * i for i in range(len(first))]
 
 
 def test_digital_silence_is_no_music(band_bundle):

@@ -53,7 +53,10 @@ def run_sim(tmp_path, audio, show, engine, out=None) -> tuple[dict, list[dict]]:
 
 @pytest.mark.parametrize("k,genre", [(0, "baroque"), (3, "jazz")])
 def test_a_performance_gets_its_own_ending(tmp_path, tiny, band_bundle, k, genre):
-    stats, events = run_sim(tmp_path, tone(k, 12.0), tiny, band_bundle)
+    # music from 0: named at the first hop (0.5 s), the film starts 1 s later and runs 6 s,
+    # the ending is chosen at 7.5 s; the music stops at 8 s, well before rest and attract
+    # are over (10.5 s), so the film does not start a second time
+    stats, events = run_sim(tmp_path, tone(k, 8.0), tiny, band_bundle)
     endings = [e for e in events if e["event"] == "ending"]
     assert len(endings) == 1 and endings[0]["genre"] == genre
     assert endings[0]["evidence"]["music_fraction"] >= 0.5
@@ -71,9 +74,12 @@ def test_room_noise_keeps_the_attract_loop(tmp_path, tiny, band_bundle):
 
 
 def test_uncertain_music_at_the_decision_gets_the_default_ending(tmp_path, tiny, band_bundle):
-    # two bands alternating every second: music throughout, but over the 3 s weighed at the
-    # decision each holds about half the probability, below the show's 0.7
-    audio = np.concatenate([tone(k, 1.0) for _ in range(6) for k in (1, 2)])
+    # two bands alternating every second, switching at 0.5, 1.5, 2.5 s …: music throughout,
+    # but the 3 s weighed at the decision (7.5 s, as above) hold two pure 1 s windows of each
+    # band and mixed ones between, so each keeps about half the probability, below the
+    # show's 0.7. The music stops at 8 s so the film runs once
+    audio = np.concatenate([tone(1, 0.5)] + [tone(k, 1.0) for _ in range(3) for k in (2, 1)]
+                           + [tone(2, 1.0), tone(1, 0.5)])
     stats, events = run_sim(tmp_path, audio, make_tiny_show(
         tmp_path / "show", min_confidence=0.7), band_bundle)
     endings = [e for e in events if e["event"] == "ending"]

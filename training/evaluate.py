@@ -811,7 +811,7 @@ def write_markdown(res: dict, out: Path) -> None:
     a("| target | wanted | measured | met? |")
     a("|---|---|---|---|")
     names = {
-        "window_accuracy_4style": "4-style accuracy, 3 s windows",
+        "window_accuracy_4style": f"4-style accuracy, {m['window_s']:g} s windows",
         "clip_accuracy_4style": "4-style accuracy, 30 s clips (majority of windows)",
         "none_rejected": "no-music windows rejected (called none)",
         "music_called_none": "music windows called none",

@@ -3,6 +3,10 @@
 Features are computed incrementally: each hop only the new STFT frames are computed and
 appended to a rolling window, which gives exactly the frames ``log_mel`` computes offline
 for the same window (frames are not centred), at a fraction of the cost.
+
+Until a whole window has been heard, its older part reads as digital silence, as if the box
+had been listening to a silent room: a long-window engine then still answers within a hop
+of starting, and music that starts right after boot is named as quickly as any other.
 """
 
 from __future__ import annotations
@@ -63,7 +67,8 @@ class Listener:
             raise ValueError("bundle hop must be a whole number of front-end frames")
         self._frames_per_hop = b.hop_samples // self.fe.hop_length
         self._n_frames = b.n_frames
-        self._mel = np.zeros((self.fe.n_mels, self._n_frames), np.float32)
+        self._mel = np.full((self.fe.n_mels, self._n_frames), math.log(self.fe.log_floor),
+                            np.float32)  # what log_mel gives for digital silence
         self._frames_seen = 0
         # samples from the start of the next frame onwards (frame k starts at k * hop_length)
         self._pending = np.zeros(0, np.float32)
@@ -95,7 +100,7 @@ class Listener:
             self._since_estimate += take
             if self._since_estimate >= hop:
                 self._since_estimate = 0
-                if self._frames_seen >= self._n_frames:
+                if self._frames_seen:
                     out.append(self._estimate())
         return out
 
