@@ -73,8 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--window-s", type=float, default=WINDOW_S,
                     help=f"seconds of audio per window (default {WINDOW_S:g})")
     ap.add_argument("--splice", type=float, default=0.0,
-                    help="share of training windows spliced from two windows (a style change "
-                         "or music starting mid-window); default 0")
+                    help="chance that a training music window is spliced after the start of a "
+                         "random window of another label (a style change, or music starting "
+                         "mid-window); default 0")
     ap.add_argument("--workers", type=int, default=1, help="rendering processes")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)

@@ -38,8 +38,9 @@ ONSET_FRAMES = 50  # 1 s at the shipped front end's 20 ms hop: music after noise
 def splice(xb: torch.Tensor, yb: torch.Tensor, pool_x: torch.Tensor, pool_y: torch.Tensor,
            gen: torch.Generator, none_label: int | None, p: float
            ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Replace the start of a share ``p`` of music windows by the start of a random window
-    of another label; returns (windows, labels). Windows ``[N, 1, n_mels, n_frames]``."""
+    """With chance ``p``, replace the start of a music window by the start of a random pool
+    window, if that one has another label; returns (windows, labels). Windows are
+    ``[N, 1, n_mels, n_frames]``."""
     n, _, _, t = xb.shape
     pick = torch.randint(len(pool_x), (n,), generator=gen)
     ya = pool_y[pick]
@@ -166,7 +167,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
 
     ``keep="best"`` returns the epoch with the best val accuracy; ``keep="last"`` returns the
     final weights, so val only reports and never selects (the honest choice when val is also
-    the number quoted). ``splice_p``: share of music windows spliced after another label
+    the number quoted). ``splice_p``: chance that a music window is spliced after another label
     (see ``splice``).
 
     ``x_*`` float32 ``[N, n_mels, n_frames]`` raw log-mel, ``y_*`` int64 indices into
