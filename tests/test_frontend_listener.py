@@ -51,17 +51,23 @@ def test_training_uses_the_runtime_front_end():
     assert users, "no training module imports appliance.listen.frontend"
 
 
+class WindowRecorder(OnnxEngine):
+    """The real ONNX engine, keeping a copy of every window it is given."""
+
+    def __init__(self, bundle, seen: list[np.ndarray]) -> None:
+        super().__init__(bundle)
+        self.seen = seen
+
+    def infer(self, features):
+        self.seen.append(features[0, 0].copy())
+        return super().infer(features)
+
+
 def test_streaming_features_equal_offline_features(band_bundle):
     """What the listener feeds the engine is exactly log_mel of the same window."""
-    seen = []
-
-    class Recorder(OnnxEngine):
-        def infer(self, features):
-            seen.append(features[0, 0].copy())
-            return super().infer(features)
-
+    seen: list[np.ndarray] = []
     b = load_bundle(band_bundle)
-    lis = Listener(Recorder(b))
+    lis = Listener(WindowRecorder(b, seen))
     rng = np.random.default_rng(2)
     audio = (0.2 * rng.standard_normal(SR * 3)).astype(np.float32)
     pos = 0
@@ -77,15 +83,9 @@ def test_streaming_features_equal_offline_features(band_bundle):
 def test_window_not_yet_heard_reads_as_digital_silence(band_bundle):
     """Before a whole window is heard the engine sees the heard frames at the window's end
     and, before them, exactly what log_mel gives for digital silence."""
-    seen = []
-
-    class Recorder(OnnxEngine):
-        def infer(self, features):
-            seen.append(features[0, 0].copy())
-            return super().infer(features)
-
+    seen: list[np.ndarray] = []
     b = load_bundle(band_bundle)
-    lis = Listener(Recorder(b))
+    lis = Listener(WindowRecorder(b, seen))
     audio = (0.2 * np.random.default_rng(3).standard_normal(b.hop_samples)).astype(np.float32)
     out = lis.feed(audio)
     assert len(out) == 1 and len(seen) == 1 and out[0].t == b.hop_s
