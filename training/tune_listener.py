@@ -57,9 +57,7 @@ def choose(rows: list[tuple[Smoothing, dict]]) -> tuple[Smoothing, dict]:
     style within 2 s, the fewest spurious changes (then the lowest p95 delay). If none
     reaches 3 s, settings within 0.5 s of the fastest median stand in for them, so a slow
     engine still gets its quickest honest setting rather than the stickiest one."""
-    def fast_first(r: dict) -> bool:
-        return r["first_max_s"] <= FIRST_MAX_S
-    pool = [sr for sr in rows if fast_first(sr[1])] or rows
+    pool = [sr for sr in rows if sr[1]["first_max_s"] <= FIRST_MAX_S] or rows
     ok = [sr for sr in pool if sr[1]["median_s"] <= MEDIAN_MAX_S]
     if not ok:
         fastest = min(r["median_s"] for _, r in pool)

@@ -65,7 +65,6 @@ class Listener:
         self._genre_idx = [self.labels.index(g) for g in GENRES if g in self.labels]
         if b.hop_samples % self.fe.hop_length:
             raise ValueError("bundle hop must be a whole number of front-end frames")
-        self._frames_per_hop = b.hop_samples // self.fe.hop_length
         self._n_frames = b.n_frames
         self._mel = np.full((self.fe.n_mels, self._n_frames), math.log(self.fe.log_floor),
                             np.float32)  # what log_mel gives for digital silence
