@@ -9,7 +9,7 @@ from appliance.listen import load_bundle
 from appliance.listen.engine import OnnxEngine
 from appliance.listen.listener import Smoothing
 from tests.conftest import band_tone_hz
-from training.tune_listener import _Recorder, _Replay, choose, hear
+from training.tune_listener import _Recorder, _Replay, choose, hear, window_accuracy
 
 
 def test_replay_matches_the_live_listener(band_bundle):
@@ -43,3 +43,16 @@ def test_choose_falls_back_to_settings_near_the_fastest_when_none_is_fast_enough
             (Smoothing(tau_s=1.5), _row(4.0, 5.0)),
             (Smoothing(tau_s=2.0), _row(4.3, 1.0))]              # stickiest, but 0.7 s slower
     assert choose(rows)[0].tau_s == 1.5
+
+
+def test_window_accuracy_scores_only_windows_wholly_inside_a_segment():
+    labels = ["baroque", "jazz", "none"]
+    segs = [{"genre": "baroque", "t0": 1.0, "t1": 6.0}, {"genre": "jazz", "t0": 6.0, "t1": 9.0}]
+    # hop 1 s, window 2 s: output i is the window ending at i + 1 s. Inside baroque: windows
+    # ending at 3..6 s (outputs 2..5); inside jazz: ending at 8, 9 s (outputs 7, 8). Output 6
+    # straddles the change and outputs 0, 1 reach back into the lead: never scored.
+    said = ["jazz", "jazz", "baroque", "baroque", "jazz", "baroque", "jazz", "baroque", "none"]
+    outputs = [(np.eye(3, dtype=np.float32)[labels.index(g)][None], np.zeros(1)) for g in said]
+    right, n, seg_right, n_segs = window_accuracy(outputs, segs, labels, hop_s=1.0, window_s=2.0)
+    assert (right, n) == (3, 6)         # baroque 3 of 4, jazz 0 of 2
+    assert (seg_right, n_segs) == (1, 2)  # baroque wins its majority; no jazz window says jazz

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -63,6 +64,27 @@ def choose(rows: list[tuple[Smoothing, dict]]) -> tuple[Smoothing, dict]:
         fastest = min(r["median_s"] for _, r in pool)
         ok = [sr for sr in pool if sr[1]["median_s"] <= fastest + 0.5]
     return min(ok, key=lambda sr: (sr[1]["spurious_per_10min"], sr[1]["p95_s"]))
+
+
+def window_accuracy(outputs: list[tuple[np.ndarray, np.ndarray]], segs: list[dict],
+                    labels: list[str], hop_s: float, window_s: float) -> tuple[int, int, int, int]:
+    """The engine's own argmax against the medley's segments, before any smoothing: returns
+    (windows right, windows, segments right by majority, segments). Output ``i`` is the
+    window ending at ``(i + 1) * hop_s`` (the listener answers from the first hop); only
+    windows wholly inside one segment count, so the change itself is not scored."""
+    right = n = seg_right = n_segs = 0
+    for s in segs:
+        votes: Counter[str] = Counter()
+        for i, (probs, _) in enumerate(outputs):
+            end = (i + 1) * hop_s
+            if end - window_s >= s["t0"] - 1e-9 and end <= s["t1"] + 1e-9:
+                votes[labels[int(np.argmax(np.reshape(probs, -1)))]] += 1
+        if votes:
+            right += votes[s["genre"]]
+            n += sum(votes.values())
+            seg_right += votes.most_common(1)[0][0] == s["genre"]
+            n_segs += 1
+    return right, n, seg_right, n_segs
 
 
 class _Recorder:
@@ -126,7 +148,15 @@ def main(argv: list[str] | None = None) -> None:
                "first_max_s": max(firsts), "spurious_per_10min": spur / (steady / 600)}
         rows.append((sm, row))
         print(json.dumps(row), flush=True)
+    # the engine alone on the same medleys, so engines can be compared on dev as well
+    hop_s = b.hop_samples / b.frontend.sample_rate
+    acc = [window_accuracy(out, segs, list(b.labels), hop_s, b.window_s)
+           for _, segs, _, out in heard]
+    right, n, seg_right, n_segs = (sum(c) for c in zip(*acc, strict=True))
     chosen, best = choose(rows)
+    best = {**best, "dev_window_accuracy": right / n, "dev_segment_accuracy": seg_right / n_segs}
+    print(f"engine alone on dev: windows {right}/{n} = {right / n:.3f}, "
+          f"segments by majority {seg_right}/{n_segs}")
     print("chosen:", json.dumps(best))
     if a.write:
         m = json.loads((b.path / "manifest.json").read_text())
