@@ -10,7 +10,9 @@ the grid costs only the front end. The rule, fixed before looking at any result:
 candidates whose median change delay is <= 3 s and whose first style is named <= 2 s after
 music starts, take the one with the fewest spurious changes per 10 minutes (ties: the
 shorter p95 delay).
-``--write`` stores the choice in the bundle manifest's ``listener`` section.
+It also scores the engine alone on the same medleys (``window_accuracy``), so that engines can
+be compared on dev for accuracy too. ``--write`` stores the choice, with those scores, in the
+bundle manifest's ``listener`` section.
 """
 
 from __future__ import annotations
