@@ -22,10 +22,10 @@ both. Nothing here touches val. Work files go to ``training/cache/transcription/
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import time
-from dataclasses import asdict
 
 import numpy as np
 import onnxruntime as ort
@@ -40,16 +40,14 @@ WF = int(round(3.0 * FPS))          # roll frames per 3 s window (258)
 HELD = "musescore-grand"            # the timbre the probe trains without
 WIDTHS = (32, 64, 128, 192)
 
-_nmp: dict[str, ort.InferenceSession] = {}
-_nmp_path: list[str] = []
+NMP_PATH = ""  # set by main(); forked transcription workers inherit it
 
 
+@functools.cache
 def _session() -> ort.InferenceSession:
-    if "s" not in _nmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = so.inter_op_num_threads = 1
-        _nmp["s"] = ort.InferenceSession(_nmp_path[0], so, providers=["CPUExecutionProvider"])
-    return _nmp["s"]
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    return ort.InferenceSession(NMP_PATH, so, providers=["CPUExecutionProvider"])
 
 
 def transcribe(x16: np.ndarray) -> np.ndarray:
@@ -196,10 +194,9 @@ def full(budget_s: float) -> None:
     from appliance.listen.bundle import load_bundle
     from appliance.listen.engine import OnnxEngine
     from appliance.listen.listener import Smoothing
-    from training.evaluate import change_delays, first_named, pct, spurious_changes
     from training.model import make_model
     from training.train import train
-    from training.tune_listener import _Recorder, _Replay, candidates, choose, hear, window_accuracy
+    from training.tune_listener import _Recorder, choose, hear, replay_grid, window_accuracy
 
     pt = OUT / "full-roll.pt"
     if not pt.exists():
@@ -227,24 +224,18 @@ def full(budget_s: float) -> None:
         heard.append((x, segs, lead, {"genre-1.3": rec.outputs, "roll": roll, "average": avg}))
     # replays ignore the features, so the front end's work can be skipped (the level gate
     # still reads the audio)
+    real_log_mel = listener_module.log_mel
     listener_module.log_mel = lambda buf, fe: np.zeros(
         (fe.n_mels, fe.frames_for(len(buf))), np.float32)
-    for kind in ("genre-1.3", "roll", "average"):
+    try:
+        grids = {kind: replay_grid(b, [(x, segs, lead, outs[kind])
+                                       for x, segs, lead, outs in heard])
+                 for kind in ("genre-1.3", "roll", "average")}
+    finally:
+        listener_module.log_mel = real_log_mel
+    for kind, rows in grids.items():
         acc = [window_accuracy(h[3][kind], h[1], list(b.labels), 0.5, 3.0) for h in heard]
         right, n, seg_right, n_segs = (sum(c) for c in zip(*acc, strict=True))
-        rows = []
-        for sm in candidates():
-            delays, firsts, spur, steady = [], [], 0, 0.0
-            for x, segs, lead, outs in heard:
-                stream = hear(_Replay(b, outs[kind]), sm, x)
-                delays += [c["censored_delay"] for c in change_delays(stream, segs)]
-                f = first_named(stream, lead, segs[0]["genre"])["any"]
-                firsts.append(f if f is not None else float("inf"))
-                k, st = spurious_changes(stream, segs)
-                spur, steady = spur + k, steady + st
-            rows.append((sm, {**asdict(sm), "median_s": pct(delays, 50), "p95_s": pct(delays, 95),
-                              "first_max_s": max(firsts),
-                              "spurious_per_10min": spur / (steady / 600)}))
         _, best = choose(rows)
         print(kind, f"windows {right}/{n} = {right / n:.3f}, segments {seg_right}/{n_segs}",
               json.dumps(best), flush=True)
@@ -257,7 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--budget", type=float, default=None,
                     help="training seconds (probe: 900 per network; full: 2700)")
     a = ap.parse_args(argv)
-    _nmp_path.append(a.nmp)
+    global NMP_PATH
+    NMP_PATH = a.nmp
     if a.stage == "probe":
         probe(a.budget or 900.0)
     else:

@@ -118,6 +118,27 @@ def hear(engine, smoothing: Smoothing, x: np.ndarray) -> list[tuple[float, str]]
     return [(e.t, e.genre) for i in range(0, len(x), hop) for e in lis.feed(x[i:i + hop])]
 
 
+def replay_grid(b, heard: list[tuple[np.ndarray, list[dict], float, list]]
+                ) -> list[tuple[Smoothing, dict]]:
+    """Every ``candidates()`` smoothing scored on medleys already heard by an engine:
+    ``heard`` holds (audio, segments, lead-in seconds, the engine's outputs in order)."""
+    rows = []
+    for sm in candidates():
+        delays, firsts, spur, steady = [], [], 0, 0.0
+        for x, segs, lead, outputs in heard:
+            stream = hear(_Replay(b, outputs), sm, x)
+            delays += [c["censored_delay"] for c in change_delays(stream, segs)]
+            f = first_named(stream, lead, segs[0]["genre"])["any"]
+            firsts.append(f if f is not None else float("inf"))
+            n, st = spurious_changes(stream, segs)
+            spur += n
+            steady += st
+        rows.append((sm, {**asdict(sm), "median_s": pct(delays, 50), "p95_s": pct(delays, 95),
+                          "first_max_s": max(firsts),
+                          "spurious_per_10min": spur / (steady / 600)}))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("engine", type=Path)
@@ -135,21 +156,9 @@ def main(argv: list[str] | None = None) -> None:
         heard.append((x, segs, m["lead_s"], rec.outputs))
         print(f"medley {i + 1}/{len(plans)} heard ({len(x) / b.frontend.sample_rate:.0f} s)",
               flush=True)
-    rows = []
-    for sm in candidates():
-        delays, firsts, spur, steady = [], [], 0, 0.0
-        for x, segs, lead, outputs in heard:
-            stream = hear(_Replay(b, outputs), sm, x)
-            delays += [c["censored_delay"] for c in change_delays(stream, segs)]
-            f = first_named(stream, lead, segs[0]["genre"])["any"]
-            firsts.append(f if f is not None else float("inf"))
-            n, st = spurious_changes(stream, segs)
-            spur += n
-            steady += st
-        row = {**asdict(sm), "median_s": pct(delays, 50), "p95_s": pct(delays, 95),
-               "first_max_s": max(firsts), "spurious_per_10min": spur / (steady / 600)}
-        rows.append((sm, row))
-        print(json.dumps(row), flush=True)
+    rows = replay_grid(b, heard)
+    for _, row in rows:
+        print(json.dumps(row))
     # the engine alone on the same medleys, so engines can be compared on dev as well
     hop_s = b.hop_samples / b.frontend.sample_rate
     acc = [window_accuracy(out, segs, list(b.labels), hop_s, b.window_s)
