@@ -131,6 +131,26 @@ def test_bundle_hashes_are_verified_on_load(band_bundle, tmp_path):
         load_bundle(copy)
 
 
+def test_manifest_window_that_does_not_fit_the_model_is_refused(band_bundle, tmp_path):
+    """An edited window_s still passes the file hashes (the manifest is not hashed), so the
+    engine itself must notice that its model takes another window size."""
+    import json
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(band_bundle, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m.pop("files")
+    m["window_s"] = m["window_s"] * 2
+    write_manifest(copy, m)
+    b = load_bundle(copy)
+    with pytest.raises(BundleError, match="frames.*does not belong to this model"):
+        OnnxEngine(b)
+    m["window_s"] = m["window_s"] / 2  # put back: the intact bundle opens
+    write_manifest(copy, m)
+    OnnxEngine(load_bundle(copy))
+
+
 def test_bundle_without_manifest_is_refused_in_plain_words(tmp_path):
     with pytest.raises(BundleError, match="no manifest.json"):
         load_bundle(tmp_path)

@@ -54,12 +54,27 @@ class OnnxEngine:
                                                  providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise BundleError(f"{path}: ONNX Runtime cannot load this model ({e})") from e
-        self._input = self._session.get_inputs()[0].name
+        inp = self._session.get_inputs()[0]
+        self._input = inp.name
         self._outputs = ["probs", "embedding"]
+        _check_input_shape(bundle, path, inp.shape)
 
     def infer(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs, emb = self._session.run(self._outputs, {self._input: features})
         return probs, emb
+
+
+def _check_input_shape(bundle: Bundle, path: Path, shape: list) -> None:
+    """Refuse a model whose fixed window size is not the one the manifest's front end and
+    window produce (e.g. ``window_s`` edited without re-exporting): otherwise the first
+    window would fail deep inside the runtime."""
+    want = (1, bundle.frontend.n_mels, bundle.n_frames)
+    for axis, got, exp in zip(("channels", "mel bands", "frames"), shape[1:], want, strict=False):
+        if isinstance(got, int) and got != exp:
+            raise BundleError(
+                f"{path}: the model takes windows of {got} {axis}, but the manifest "
+                f"(window_s {bundle.window_s:g} s, front end {bundle.frontend.n_mels} mel bands) "
+                f"gives {exp}: the manifest does not belong to this model")
 
 
 class TensorRTEngine:
