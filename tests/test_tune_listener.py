@@ -5,11 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 
+import appliance.listen.listener as listener_module
 from appliance.listen import load_bundle
 from appliance.listen.engine import OnnxEngine
+from appliance.listen.frontend import log_mel
 from appliance.listen.listener import Smoothing
 from tests.conftest import band_tone_hz
-from training.tune_listener import _Recorder, _Replay, choose, hear, window_accuracy
+from training.evaluate import change_delays, spurious_changes
+from training.tune_listener import (
+    _Recorder,
+    _Replay,
+    candidates,
+    choose,
+    hear,
+    replay_grid,
+    window_accuracy,
+)
 
 
 def test_replay_matches_the_live_listener(band_bundle):
@@ -23,6 +34,30 @@ def test_replay_matches_the_live_listener(band_bundle):
     assert {g for _, g in live} >= {"baroque", "ragtime"}
     for sm in (Smoothing(tau_s=1.0, switch_margin=0.1), Smoothing(tau_s=2.0, switch_margin=0.3)):
         assert hear(_Replay(b, rec.outputs), sm, x) == hear(OnnxEngine(b), sm, x)
+
+
+def test_replay_grid_skips_the_front_end_yet_scores_what_the_live_listener_hears(band_bundle):
+    """The grid stubs out the log-mel for speed; the level gate and the smoothing must not
+    notice, and the real front end must be back afterwards."""
+    b = load_bundle(band_bundle)
+    sr = b.frontend.sample_rate
+    t = np.arange(4 * sr) / sr
+    lead = np.zeros(sr, np.float32)  # a second of silence: the level gate must call it none
+    x = np.concatenate([lead] + [0.3 * np.sin(2 * np.pi * band_tone_hz(k) * t)
+                                 for k in (0, 2, 1)]).astype(np.float32)
+    segs = [{"genre": g, "t0": 1.0 + 4 * i, "t1": 5.0 + 4 * i, "work": g}
+            for i, g in enumerate(("baroque", "ragtime", "classical"))]
+    rec = _Recorder(OnnxEngine(b))
+    hear(rec, Smoothing(), x)
+    rows = replay_grid(b, [(x, segs, 1.0, rec.outputs)])
+    assert listener_module.log_mel is log_mel
+    assert [sm for sm, _ in rows] == candidates()
+    for sm, row in rows[:3]:
+        live = hear(OnnxEngine(b), sm, x)
+        delays = [c["censored_delay"] for c in change_delays(live, segs)]
+        assert row["median_s"] == float(np.percentile(delays, 50))
+        n, steady = spurious_changes(live, segs)
+        assert row["spurious_per_10min"] == n / (steady / 600)
 
 
 def _row(median: float, spurious: float, first: float = 1.5, p95: float = 6.0) -> dict:

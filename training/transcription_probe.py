@@ -108,8 +108,8 @@ def train_windows() -> tuple[np.ndarray, np.ndarray, list[dict]]:
 def dev_medleys(held: bool) -> list[tuple[np.ndarray, list[dict], float]]:
     from training.evaluate import medley_plan, render_medley
     plans = medley_plan(8, seed=77, split="dev")
-    for m in plans:
-        if held:
+    if held:
+        for m in plans:
             m["timbre"] = HELD
     return [(*render_medley(m), m["lead_s"]) for m in plans]
 
@@ -190,7 +190,6 @@ def full(budget_s: float) -> None:
     """genre-1.3's recipe on roll input, then a listener replay on the dev medleys."""
     import torch
 
-    import appliance.listen.listener as listener_module
     from appliance.listen.bundle import load_bundle
     from appliance.listen.engine import OnnxEngine
     from appliance.listen.listener import Smoothing
@@ -222,17 +221,8 @@ def full(budget_s: float) -> None:
         roll = _roll_outputs(model, x)
         avg = [((a[0] + c[0]) / 2, a[1]) for a, c in zip(rec.outputs, roll, strict=True)]
         heard.append((x, segs, lead, {"genre-1.3": rec.outputs, "roll": roll, "average": avg}))
-    # replays ignore the features, so the front end's work can be skipped (the level gate
-    # still reads the audio)
-    real_log_mel = listener_module.log_mel
-    listener_module.log_mel = lambda buf, fe: np.zeros(
-        (fe.n_mels, fe.frames_for(len(buf))), np.float32)
-    try:
-        grids = {kind: replay_grid(b, [(x, segs, lead, outs[kind])
-                                       for x, segs, lead, outs in heard])
-                 for kind in ("genre-1.3", "roll", "average")}
-    finally:
-        listener_module.log_mel = real_log_mel
+    grids = {kind: replay_grid(b, [(x, segs, lead, outs[kind]) for x, segs, lead, outs in heard])
+             for kind in ("genre-1.3", "roll", "average")}
     for kind, rows in grids.items():
         acc = [window_accuracy(h[3][kind], h[1], list(b.labels), 0.5, 3.0) for h in heard]
         right, n, seg_right, n_segs = (sum(c) for c in zip(*acc, strict=True))
