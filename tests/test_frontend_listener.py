@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from appliance.listen import engine as engine_module
 from appliance.listen import load_bundle
 from appliance.listen.bundle import BundleError, write_manifest
 from appliance.listen.engine import OnnxEngine, check_engine
@@ -149,6 +150,34 @@ def test_manifest_window_that_does_not_fit_the_model_is_refused(band_bundle, tmp
     m["window_s"] = m["window_s"] / 2  # put back: the intact bundle opens
     write_manifest(copy, m)
     OnnxEngine(load_bundle(copy))
+
+
+def test_window_check_reads_tensorrt_shapes_stand_in(band_bundle, tmp_path):
+    """Stand-in for TensorRT (not installable here): TensorRTEngine runs the same check on
+    the shape TensorRT reports, where a free axis is -1 rather than a name. The shape is the
+    real model's, written as TensorRT writes it. On the Jetson, `appliance engine check
+    --backend tensorrt` on a bundle with an edited window_s must refuse it the same way."""
+    import json
+    import shutil
+
+    import onnxruntime as ort
+
+    b = load_bundle(band_bundle)
+    path = b.model_path(next(iter(b.models)))
+    shape = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]
+                                 ).get_inputs()[0].shape
+    trt_shape = [d if isinstance(d, int) else -1 for d in shape]
+    assert trt_shape[0] == -1 and all(d > 0 for d in trt_shape[1:])
+    engine_module._check_input_shape(b, path, trt_shape)  # the intact bundle fits
+    engine_module._check_input_shape(b, path, [-1, 1, -1, -1])  # free axes fit any window
+    copy = tmp_path / "b"
+    shutil.copytree(band_bundle, copy)
+    m = json.loads((copy / "manifest.json").read_text())
+    m.pop("files")
+    m["window_s"] = m["window_s"] * 2
+    write_manifest(copy, m)
+    with pytest.raises(BundleError, match="frames.*does not belong to this model"):
+        engine_module._check_input_shape(load_bundle(copy), path, trt_shape)
 
 
 def test_bundle_without_manifest_is_refused_in_plain_words(tmp_path):

@@ -67,10 +67,11 @@ class OnnxEngine:
 def _check_input_shape(bundle: Bundle, path: Path, shape: list) -> None:
     """Refuse a model whose fixed window size is not the one the manifest's front end and
     window produce (e.g. ``window_s`` edited without re-exporting): otherwise the first
-    window would fail deep inside the runtime."""
+    window would fail deep inside the runtime. Axes left free (a name in ONNX Runtime, -1
+    in TensorRT) fit any window."""
     want = (1, bundle.frontend.n_mels, bundle.n_frames)
     for axis, got, exp in zip(("channels", "mel bands", "frames"), shape[1:], want, strict=False):
-        if isinstance(got, int) and got != exp:
+        if isinstance(got, int) and got >= 0 and got != exp:
             raise BundleError(
                 f"{path}: the model takes windows of {got} {axis}, but the manifest "
                 f"(window_s {bundle.window_s:g} s, front end {bundle.frontend.n_mels} mel bands) "
@@ -100,6 +101,8 @@ class TensorRTEngine:
             self._engine = self._runtime.deserialize_cuda_engine(plan)
             if self._engine is None:
                 raise BundleError(f"{bundle.path}: TensorRT could not load the cached plan")
+            # a cached plan is keyed by the ONNX bytes, not the manifest: check it too
+            _check_input_shape(bundle, self._onnx_path, self._input_shape())
             self._context = self._engine.create_execution_context()
             self._stream = cuda.Stream()
             self._alloc(1)
@@ -108,7 +111,8 @@ class TensorRTEngine:
 
     def _plan(self, cache_dir: Path) -> bytes:
         trt = self._trt
-        onnx_path = self.bundle.model_path("int8" if "int8" in self.bundle.models else "fp32")
+        onnx_path = self._onnx_path = self.bundle.model_path(
+            "int8" if "int8" in self.bundle.models else "fp32")
         onnx_bytes = onnx_path.read_bytes()
         dev = self._cuda.Device(0).name()
         key = hashlib.sha256(onnx_bytes + trt.__version__.encode() + dev.encode()).hexdigest()
@@ -126,6 +130,7 @@ class TensorRTEngine:
         if not parser.parse(onnx_bytes):
             errs = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise BundleError(f"{onnx_path}: TensorRT cannot parse the model: {errs}")
+        _check_input_shape(self.bundle, onnx_path, [int(d) for d in network.get_input(0).shape])
         config = builder.create_builder_config()
         if hasattr(config, "set_memory_pool_limit"):
             config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, 256 << 20)
@@ -147,6 +152,15 @@ class TensorRTEngine:
         tmp.write_bytes(plan)
         os.replace(tmp, plan_path)  # atomic: a crash never leaves half a plan behind
         return plan
+
+    def _input_shape(self) -> list[int]:
+        eng, trt = self._engine, self._trt
+        if hasattr(eng, "num_io_tensors"):  # TensorRT >= 8.5
+            name = next(n for n in map(eng.get_tensor_name, range(eng.num_io_tensors))
+                        if eng.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
+            return [int(d) for d in eng.get_tensor_shape(name)]
+        i = next(i for i in range(eng.num_bindings) if eng.binding_is_input(i))
+        return [int(d) for d in eng.get_binding_shape(i)]
 
     def _alloc(self, batch: int) -> None:
         cuda, trt, eng = self._cuda, self._trt, self._engine
