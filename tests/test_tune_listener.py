@@ -19,6 +19,7 @@ from training.tune_listener import (
     choose,
     hear,
     replay_grid,
+    steadiest,
     window_accuracy,
 )
 
@@ -78,6 +79,17 @@ def test_choose_falls_back_to_settings_near_the_fastest_when_none_is_fast_enough
             (Smoothing(tau_s=1.5), _row(4.0, 5.0)),
             (Smoothing(tau_s=2.0), _row(4.3, 1.0))]              # stickiest, but 0.7 s slower
     assert choose(rows)[0].tau_s == 1.5
+
+
+def test_steadiest_reports_the_fewest_spurious_changes_at_each_allowed_delay():
+    rows = [(Smoothing(tau_s=1.0), _row(2.5, 9.0)),
+            (Smoothing(tau_s=1.5), _row(2.9, 4.0)),
+            (Smoothing(tau_s=2.0), _row(3.4, 1.0)),
+            (Smoothing(tau_s=3.0), _row(3.0, 0.5, first=2.5)),   # starts too slowly: never
+            (Smoothing(tau_s=3.0), _row(4.8, 0.2))]
+    got = steadiest(rows, (2.0, 3.0, 3.5, 5.0))
+    assert np.isnan(got[2.0])                                    # nothing is that fast
+    assert (got[3.0], got[3.5], got[5.0]) == (4.0, 1.0, 0.2)
 
 
 def test_window_accuracy_scores_only_windows_wholly_inside_a_segment():
