@@ -18,9 +18,11 @@ bundle manifest's ``listener`` section.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from unittest import mock
@@ -131,18 +133,25 @@ def hear(engine, smoothing: Smoothing, x: np.ndarray) -> list[tuple[float, str]]
     return [(e.t, e.genre) for i in range(0, len(x), hop) for e in lis.feed(x[i:i + hop])]
 
 
+@contextlib.contextmanager
+def replaying() -> Iterator[None]:
+    """While replaying recorded outputs: a replay ignores the features, so the Listener's
+    log-mel is stubbed out (its level gate still reads the audio) and put back afterwards."""
+    def no_log_mel(buf: np.ndarray, fe) -> np.ndarray:
+        return np.zeros((fe.n_mels, fe.frames_for(len(buf))), np.float32)
+
+    with mock.patch.object(listener_module, "log_mel", no_log_mel):
+        yield
+
+
 def replay_grid(b, heard: list[tuple[np.ndarray, list[dict], float, list]]
                 ) -> list[tuple[Smoothing, dict]]:
     """Every ``candidates()`` smoothing scored on medleys already heard by an engine:
     ``heard`` holds (audio, segments, lead-in seconds, the engine's outputs in order).
 
-    A replay ignores the features, so the Listener's log-mel is stubbed out meanwhile (its
-    level gate still reads the audio): the grid then costs little more than the smoothing."""
-    def no_log_mel(buf: np.ndarray, fe) -> np.ndarray:
-        return np.zeros((fe.n_mels, fe.frames_for(len(buf))), np.float32)
-
+    The grid then costs little more than the smoothing (``replaying``)."""
     rows = []
-    with mock.patch.object(listener_module, "log_mel", no_log_mel):
+    with replaying():
         for sm in candidates():
             delays, firsts, spur, steady = [], [], 0, 0.0
             for x, segs, lead, outputs in heard:
