@@ -132,24 +132,28 @@ def test_bundle_hashes_are_verified_on_load(band_bundle, tmp_path):
         load_bundle(copy)
 
 
-def test_manifest_window_that_does_not_fit_the_model_is_refused(band_bundle, tmp_path):
-    """An edited window_s still passes the file hashes (the manifest is not hashed), so the
-    engine itself must notice that its model takes another window size."""
+def _copy_with_window_scaled(bundle_dir, tmp_path, factor: float):
+    """A copy of the bundle whose manifest window_s is scaled, as a hand edit would; the
+    manifest is rewritten so every file hash still matches."""
     import json
     import shutil
 
-    copy = tmp_path / "b"
-    shutil.copytree(band_bundle, copy)
+    copy = tmp_path / f"window-x{factor:g}"
+    shutil.copytree(bundle_dir, copy)
     m = json.loads((copy / "manifest.json").read_text())
     m.pop("files")
-    m["window_s"] = m["window_s"] * 2
+    m["window_s"] = m["window_s"] * factor
     write_manifest(copy, m)
-    b = load_bundle(copy)
+    return copy
+
+
+def test_manifest_window_that_does_not_fit_the_model_is_refused(band_bundle, tmp_path):
+    """An edited window_s still passes the file hashes (the manifest is not hashed), so the
+    engine itself must notice that its model takes another window size."""
+    b = load_bundle(_copy_with_window_scaled(band_bundle, tmp_path, 2.0))
     with pytest.raises(BundleError, match="frames.*does not belong to this model"):
         OnnxEngine(b)
-    m["window_s"] = m["window_s"] / 2  # put back: the intact bundle opens
-    write_manifest(copy, m)
-    OnnxEngine(load_bundle(copy))
+    OnnxEngine(load_bundle(_copy_with_window_scaled(band_bundle, tmp_path, 1.0)))  # intact
 
 
 def test_window_check_reads_tensorrt_shapes_stand_in(band_bundle, tmp_path):
@@ -157,9 +161,6 @@ def test_window_check_reads_tensorrt_shapes_stand_in(band_bundle, tmp_path):
     the shape TensorRT reports, where a free axis is -1 rather than a name. The shape is the
     real model's, written as TensorRT writes it. On the Jetson, `appliance engine check
     --backend tensorrt` on a bundle with an edited window_s must refuse it the same way."""
-    import json
-    import shutil
-
     import onnxruntime as ort
 
     b = load_bundle(band_bundle)
@@ -170,14 +171,9 @@ def test_window_check_reads_tensorrt_shapes_stand_in(band_bundle, tmp_path):
     assert trt_shape[0] == -1 and all(d > 0 for d in trt_shape[1:])
     engine_module._check_input_shape(b, path, trt_shape)  # the intact bundle fits
     engine_module._check_input_shape(b, path, [-1, 1, -1, -1])  # free axes fit any window
-    copy = tmp_path / "b"
-    shutil.copytree(band_bundle, copy)
-    m = json.loads((copy / "manifest.json").read_text())
-    m.pop("files")
-    m["window_s"] = m["window_s"] * 2
-    write_manifest(copy, m)
+    edited = load_bundle(_copy_with_window_scaled(band_bundle, tmp_path, 2.0))
     with pytest.raises(BundleError, match="frames.*does not belong to this model"):
-        engine_module._check_input_shape(load_bundle(copy), path, trt_shape)
+        engine_module._check_input_shape(edited, path, trt_shape)
 
 
 def test_bundle_without_manifest_is_refused_in_plain_words(tmp_path):
