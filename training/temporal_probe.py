@@ -39,6 +39,7 @@ from training.tune_listener import (
     _Replay,
     choose,
     hear,
+    inside_windows,
     replay_grid,
     replaying,
     steadiest,
@@ -160,24 +161,16 @@ def train_head(items: list, k: int, epochs: int, seed: int, labels: list[str], h
     return apply
 
 
-def inside_windows(outputs: list, segs: list[dict], hop_s: float, window_s: float):
-    """Per segment: (true style, argmax per window wholly inside it), as window_accuracy."""
-    end = (np.arange(len(outputs)) + 1) * hop_s
-    called = np.array([int(np.argmax(p)) for p, _ in outputs])
-    for s in segs:
-        yield s["genre"], called[(end - window_s >= s["t0"] - 1e-9) & (end <= s["t1"] + 1e-9)]
-
-
 def wrong_runs(heard: list, labels: list[str], hop_s: float, window_s: float) -> dict:
     """Maximal runs of consecutive wrong windows inside segments, per 10 min of scored
     windows: all of them, and those of 4 s or more (the ones a smoothing that changes within
     3 s cannot absorb), so cleaner stretches and fewer long runs can be told apart."""
     lengths, n = [], 0
     for _, segs, _, outputs in heard:
-        for genre, called in inside_windows(outputs, segs, hop_s, window_s):
+        for seg, called in inside_windows(outputs, segs, hop_s, window_s):
             n += len(called)
             run = 0
-            for wrong in list(called != labels.index(genre)) + [False]:
+            for wrong in list(called != labels.index(seg["genre"])) + [False]:
                 if wrong:
                     run += 1
                 elif run:
@@ -195,9 +188,9 @@ def baroque_classical(b, heard: list, labels: list[str], hop_s: float) -> str:
     swaps = changes = 0
     bc = {"baroque", "classical"}
     for x, segs, _, outputs in heard:
-        for genre, called in inside_windows(outputs, segs, hop_s, b.window_s):
-            if genre in calls:
-                calls[genre] += list(called)
+        for seg, called in inside_windows(outputs, segs, hop_s, b.window_s):
+            if seg["genre"] in calls:
+                calls[seg["genre"]] += list(called)
         with replaying():
             stream = hear(_Replay(b, outputs), Smoothing.from_manifest(b.manifest), x)
         for seg in segs:

@@ -83,22 +83,28 @@ def steadiest(rows: list[tuple[Smoothing, dict]], caps: tuple[float, ...] = FRON
                      default=float("nan")) for cap in caps}
 
 
+def inside_windows(outputs: list[tuple[np.ndarray, np.ndarray]], segs: list[dict],
+                   hop_s: float, window_s: float) -> Iterator[tuple[dict, np.ndarray]]:
+    """Per segment: the engine's argmax (label index) for each window wholly inside it.
+    Output ``i`` is the window ending at ``(i + 1) * hop_s`` (the listener answers from the
+    first hop); windows that reach across a change are left out, so it is not scored."""
+    end = (np.arange(len(outputs)) + 1) * hop_s
+    called = np.array([int(np.argmax(probs)) for probs, _ in outputs], dtype=int)
+    for s in segs:
+        yield s, called[(end - window_s >= s["t0"] - 1e-9) & (end <= s["t1"] + 1e-9)]
+
+
 def window_accuracy(outputs: list[tuple[np.ndarray, np.ndarray]], segs: list[dict],
                     labels: list[str], hop_s: float, window_s: float) -> tuple[int, int, int, int]:
-    """The engine's own argmax against the medley's segments, before any smoothing: returns
-    (windows right, windows, segments right by majority, segments). Output ``i`` is the
-    window ending at ``(i + 1) * hop_s`` (the listener answers from the first hop); only
-    windows wholly inside one segment count, so the change itself is not scored."""
+    """The engine's own argmax against the medley's segments, before any smoothing, on the
+    windows ``inside_windows`` keeps: returns (windows right, windows, segments right by
+    majority, segments)."""
     right = n = seg_right = n_segs = 0
-    for s in segs:
-        votes: Counter[str] = Counter()
-        for i, (probs, _) in enumerate(outputs):
-            end = (i + 1) * hop_s
-            if end - window_s >= s["t0"] - 1e-9 and end <= s["t1"] + 1e-9:
-                votes[labels[int(np.argmax(np.reshape(probs, -1)))]] += 1
-        if votes:
+    for s, called in inside_windows(outputs, segs, hop_s, window_s):
+        if len(called):
+            votes = Counter(labels[i] for i in called)
             right += votes[s["genre"]]
-            n += sum(votes.values())
+            n += len(called)
             seg_right += votes.most_common(1)[0][0] == s["genre"]
             n_segs += 1
     return right, n, seg_right, n_segs
