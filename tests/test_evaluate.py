@@ -113,3 +113,31 @@ def test_a_brief_flicker_counts_only_without_a_hold():
     s = _stream(0.5, 100.0, g)
     assert ev.change_delays(s, segs)[0]["delay"] == pytest.approx(1.0)
     assert ev.change_delays(s, segs, hold_s=5.0)[0]["delay"] == pytest.approx(4.0)
+
+
+def test_a_changed_performance_is_transposed_on_the_keyboard_and_retimed():
+    from training.perform import Note, Performance
+
+    perf = Performance([Note(60, 1.0, 2.0, 80), Note(107, 2.0, 3.0, 70), Note(22, 0.0, 4.0)],
+                       pedal=[(0.5, 127), (3.0, 0)], tempo_factor=1.1)
+    up = ev.changed_performance(perf, 3, 1.0)
+    assert [n.pitch for n in up.notes] == [63, 108, 25]        # the top note stays on the keys
+    assert [(n.start, n.end, n.velocity) for n in up.notes] == \
+        [(n.start, n.end, n.velocity) for n in perf.notes]
+    fast = ev.changed_performance(perf, 0, 2.0)
+    assert [(n.start, n.end) for n in fast.notes] == [(0.5, 1.0), (1.0, 1.5), (0.0, 2.0)]
+    assert fast.pedal == [(0.25, 127), (1.5, 0)] and fast.tempo_factor == 1.1
+    assert [n.pitch for n in perf.notes] == [60, 107, 22]      # the original is untouched
+
+
+def test_detuning_moves_a_tone_by_the_cents_asked_for():
+    from training.render import RATE
+
+    t = np.arange(4 * RATE) / RATE
+    x = np.sin(2 * np.pi * 440.0 * t).astype(np.float32)
+    for cents in (-50.0, 25.0):
+        y = ev.detuned(x, cents)
+        spec = np.abs(np.fft.rfft(y[RATE:3 * RATE] * np.hanning(2 * RATE)))
+        peak = np.argmax(spec) / 2.0                                # 0.5 Hz bins
+        assert abs(1200 * np.log2(peak / 440.0) - cents) < 3.0
+        assert abs(len(y) / len(x) - 2 ** (-cents / 1200)) < 0.002  # replayed faster/slower

@@ -59,6 +59,10 @@ TARGETS = {
 }
 SNRS_DB = (30.0, 20.0, 10.0, 5.0, 0.0)
 RT60S = (0.0, 0.3, 0.8, 1.5, 2.5)
+# a real piano and pianist: tuning away from A440, another key, another speed
+DETUNE_CENTS = (-50.0, -25.0, 25.0, 50.0)
+TRANSPOSE_SEMITONES = (-3, -1, 1, 3)
+SPEEDS = (0.7, 0.85, 1.15, 1.3)
 ECE_BINS = 15
 LEAD_S = 3.0  # room noise before the music in each medley
 ROBUST_HOP_S = 1.0
@@ -296,14 +300,18 @@ def _key(d: object) -> str:
     return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def render_dry(clip: dict) -> np.ndarray:
-    """The planned val clip without the stage-mic treatment (dry piano at 16 kHz), cached."""
+def render_dry(clip: dict, *, transpose: int = 0, speed: float = 1.0) -> np.ndarray:
+    """The planned val clip without the stage-mic treatment (dry piano at 16 kHz), cached.
+    ``transpose`` (semitones) and ``speed`` (playing-speed factor on top of the humanised
+    tempo) change the performance before rendering; the defaults give the val clip itself."""
     from training import jazz
     from training.dataset import MIDI, PEDAL
     from training.perform import excerpt, humanise, read_midi
     from training.render import render_clip, timbre
 
-    path = _cache_dir() / f"dry-{_key(['dry', 1, {k: v for k, v in clip.items()}])}.npy"
+    change = {"transpose": transpose, "speed": speed} if (transpose, speed) != (0, 1.0) else None
+    key = ["dry", 1, dict(clip)] + ([change] if change else [])
+    path = _cache_dir() / f"dry-{_key(key)}.npy"
     if path.exists():
         return np.load(path).astype(np.float32)
     if clip["source"] == "midi":
@@ -312,10 +320,29 @@ def render_dry(clip: dict) -> np.ndarray:
     else:
         perf, _ = jazz.jazz_performance(clip["item"], clip["seed"], length_s=clip["length"],
                                         split=clip["split"])
+    if change:
+        perf = changed_performance(perf, transpose, speed)
     x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7, augment=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.save(path, x.astype(np.float32))
     return x
+
+
+def changed_performance(perf, transpose: int, speed: float):
+    """The same performance in another key (kept on the 88 keys) and/or faster or slower."""
+    from dataclasses import replace
+
+    notes = [replace(n, pitch=min(108, max(21, n.pitch + transpose)), start=n.start / speed,
+                     end=n.end / speed) for n in perf.notes]
+    return replace(perf, notes=notes, pedal=[(t / speed, v) for t, v in perf.pedal])
+
+
+def detuned(dry: np.ndarray, cents: float) -> np.ndarray:
+    """The whole recording ``cents`` sharp (flat if negative), as from a piano tuned away
+    from A440: replayed faster by 2^(cents/1200), which also speeds it by under 3 %."""
+    from training.render import RATE, resample
+
+    return resample(dry, int(round(RATE * 2 ** (cents / 1200))), RATE)
 
 
 def prerender_dry(clips: list[dict], workers: int) -> None:
@@ -569,6 +596,9 @@ def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
     prerender_dry(chosen, workers=min(2, os.cpu_count() or 1))
     bed = babble(60.0, 4242)
     conds = [("clean", None)] + [("snr", s) for s in SNRS_DB] + [("rt60", r) for r in RT60S]
+    conds += [("detune", c) for c in DETUNE_CENTS] + [("transpose", k) for k in
+                                                      TRANSPOSE_SEMITONES]
+    conds += [("speed", f) for f in SPEEDS]
     hits = {c: [] for c in conds}
     nones = {c: [] for c in conds}
     for i, c in enumerate(chosen):
@@ -581,9 +611,15 @@ def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
                 x = with_reverb(dry, 0.0, 0)
             elif kind == "snr":
                 x = with_noise(dry, v, c["seed"] + 11, bed)
-            else:
+            elif kind == "rt60":
                 x = with_reverb(dry, v, c["seed"] + 13)
-            pred = run_engine(eng, features(x, b, starts)).argmax(1)
+            else:  # another piano or pianist: a changed performance, dry and clean
+                y = (detuned(dry, v) if kind == "detune" else
+                     render_dry(c, transpose=v) if kind == "transpose" else render_dry(c, speed=v))
+                x = with_reverb(y, 0.0, 0)
+            at = starts if kind in ("clean", "snr", "rt60") else \
+                window_starts(x, b, ROBUST_HOP_S, music=True)
+            pred = run_engine(eng, features(x, b, at)).argmax(1)
             hits[cond] += (pred == yi).tolist()
             nones[cond] += (pred == labels.index(NONE)).tolist()
         log(f"  robustness clip {i + 1}/{len(chosen)}")
@@ -596,10 +632,30 @@ def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
             "clean": row(("clean", None)),
             "snr": {f"{s:g}": row(("snr", s)) for s in SNRS_DB},
             "reverb": {f"{r:g}": row(("rt60", r)) for r in RT60S},
+            "detune_cents": {f"{c:+g}": row(("detune", c)) for c in DETUNE_CENTS},
+            "transpose_semitones": {f"{k:+d}": row(("transpose", k))
+                                    for k in TRANSPOSE_SEMITONES},
+            "speed": {f"{f:g}": row(("speed", f)) for f in SPEEDS},
             "noise": "room rumble + murmur (training.nomusic.room) + 0.5x mains hum + 4-talker "
                      "espeak-ng babble (val sentences), equal RMS, mixed at the SNR; -25 dBFS",
             "reverb_how": "training.render.room_ir at the RT60 (random early reflections and "
                           "wet share per clip), no noise; -25 dBFS"}
+
+
+def _tuning_key_speed(rob: dict) -> str:
+    """The weakness line for another piano's tuning, another key and another speed."""
+    def lowest(group: str, unit: str) -> str:
+        k, r = min(rob[group].items(), key=lambda kr: kr[1]["accuracy"])
+        return f"lowest {r['accuracy']:.2f} (at {k}{unit})"
+
+    return (f"Tuning, key and speed (the same {rob['clips']} clips, dry): 4-style accuracy "
+            f"{rob['clean']['accuracy']:.2f} as rendered; detuned by up to "
+            f"{max(abs(float(k)) for k in rob['detune_cents']):g} cents, "
+            f"{lowest('detune_cents', ' cents')}; transposed by up to "
+            f"{max(abs(int(k)) for k in rob['transpose_semitones'])} semitones, "
+            f"{lowest('transpose_semitones', ' semitones')}; played "
+            f"{min(map(float, rob['speed'])):g}-{max(map(float, rob['speed'])):g}x as fast, "
+            f"{lowest('speed', 'x')}.")
 
 
 def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, log) -> dict:
@@ -924,6 +980,27 @@ def write_markdown(res: dict, out: Path) -> None:
     a("![accuracy vs SNR](model/robustness_snr.png) "
       "![accuracy vs reverb](model/robustness_reverb.png)")
     a("")
+    if "speed" in rob:
+        a("Another piano and pianist, each change on its own, dry and clean: the whole "
+          "recording detuned (replayed faster or slower by 2^(cents/1200), as from a piano "
+          "tuned away from A440; the speed changes by under 3 %), the performance transposed "
+          "(notes kept on the 88 keys) or played faster or slower (on top of the humanised "
+          "tempo, which already varies by up to ±15 %), then rendered as the clip was. "
+          "Training already covers some of this: performances at tempos within ±15 %, and "
+          "feature-space shifts of up to 1.5 mel bands and time stretches of up to ±15 % "
+          "(training.train).")
+        a("")
+        a("| change | value | 4-style accuracy | music called none | windows |")
+        a("|---|---|---|---|---|")
+        a(f"| none (dry, clean) | | {rob['clean']['accuracy']:.3f} | "
+          f"{rob['clean']['called_none']:.3f} | {rob['clean']['windows']} |")
+        for grp, name, unit in (("detune_cents", "detune", " cents"),
+                                ("transpose_semitones", "transpose", " semitones"),
+                                ("speed", "speed", "x")):
+            for k_, row in rob[grp].items():
+                a(f"| {name} | {k_}{unit} | {row['accuracy']:.3f} | {row['called_none']:.3f} "
+                  f"| {row['windows']} |")
+        a("")
     a("## Calibration")
     a("")
     a(f"ECE ({ECE_BINS} equal-width bins, top-1 INT8 probability vs correctness, all five "
@@ -1053,6 +1130,7 @@ def weaknesses(res: dict) -> list[str]:
         + (f" (more than 5 points below dry from {rt_drop} s)" if rt_drop else "")
         + ". The noise and room models are the synthetic ones training also used (the babble "
         "aside), so real rooms may well be harder than these curves.",
+        *([_tuning_key_speed(rob)] if "speed" in rob else []),
         "**What this evaluation cannot say**: accuracy on real pianos, real rooms and real "
         "microphones (the issue's held-out human recordings); behaviour with a singer, another "
         "instrument or an audience singing along; pieces outside the corpus' composers; "
