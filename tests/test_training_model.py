@@ -153,6 +153,50 @@ def test_training_is_deterministic_and_respects_time_budget():
     assert h3["stopped_by_budget"] and len(h3["val_acc"]) == 0
 
 
+needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(),
+                               reason="needs a CUDA GPU: run where one is lent (README)")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_that_is_not_there_says_so():
+    from training.build import training_device
+
+    assert training_device("auto") == "cpu"
+    with pytest.raises(SystemExit, match="sees no CUDA GPU"):
+        training_device("cuda")
+
+
+@needs_gpu
+def test_a_gpu_step_matches_the_cpu_step(monkeypatch):
+    """Windows, sampling and augmentation stay on the CPU with the same random streams, so the
+    first step's loss (taken before any update) differs only by the GPU's arithmetic. Dropout
+    is off here: on a GPU it draws its masks from the GPU's own generator."""
+    monkeypatch.setattr(torch.nn.Dropout, "forward", lambda self, x: x)
+    xt, yt = synthetic(40, 8)
+    kw = {"labels": LABELS, "epochs": 1, "seed": 5, "batch_size": 64, "splice_p": 0.5,
+          "log": lambda s: None}
+    _, cpu = train(xt, yt, xt, yt, **kw)
+    model, gpu = train(xt, yt, xt, yt, device="cuda", **kw)
+    assert all(p.device.type == "cpu" for p in model.parameters())  # ready for export
+    # TF32 convolutions on Ampere and later: about 1e-3 relative
+    assert gpu["train_loss"][0] == pytest.approx(cpu["train_loss"][0], rel=5e-3)
+
+
+@needs_gpu
+def test_training_learns_on_a_gpu():
+    xt, yt = synthetic(200, 0)
+    xv, yv = synthetic(60, 1)
+    torch.cuda.reset_peak_memory_stats()
+    model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=6, seed=0, device="cuda",
+                        log=lambda s: None)
+    assert torch.cuda.max_memory_allocated() > 0  # the network really ran there
+    assert max(hist["val_acc"]) >= 0.9
+    with torch.no_grad():  # the returned CPU model is the trained one
+        acc = float((model.logits(torch.from_numpy(xv).unsqueeze(1)).argmax(1).numpy()
+                     == yv).mean())
+    assert acc == pytest.approx(hist["val_acc"][hist["best_epoch"]], abs=0.05)
+
+
 def test_export_models_load_and_have_the_contract_shapes(bundle):
     out, _ = bundle
     x = np.load(out / "test_vectors.npz")["features"]

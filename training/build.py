@@ -79,8 +79,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "random window of another label (a style change, or music starting "
                          "mid-window); default 0")
     ap.add_argument("--workers", type=int, default=1, help="rendering processes")
+    ap.add_argument("--device", default="auto",
+                    help="where the network trains: auto (a CUDA GPU if PyTorch sees one, "
+                         "else the CPU), cpu, cuda")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
+
+
+def training_device(choice: str) -> str:
+    """``auto`` → ``cuda`` when PyTorch sees a GPU, else ``cpu``; anything else as given."""
+    import torch
+
+    if choice == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if choice.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device {choice}: PyTorch sees no CUDA GPU on this machine "
+                         "(use --device cpu or auto)")
+    return choice
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -119,9 +140,12 @@ def main(argv: list[str] | None = None) -> dict:
     widths = tuple(int(w) for w in a.widths.split(",")) if a.widths else None
     if widths is not None and len(widths) != 4:
         raise SystemExit("--widths wants four comma-separated integers")
+    device = training_device(a.device)
+    print(f"[build] training on {device}", flush=True)
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
                         time_budget_s=budget, widths=widths, keep=a.keep,
-                        lr_follows_budget=a.anneal_to_budget, splice_p=a.splice)
+                        lr_follows_budget=a.anneal_to_budget, splice_p=a.splice,
+                        device=device)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -155,7 +179,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "splice": a.splice,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
-                     "host": platform.machine()},
+                     "host": platform.machine(), "device": device_name(device)},
         "built_by": "python -m training.build " + " ".join(
             sys.argv[1:] if argv is None else argv),
     }

@@ -166,6 +166,14 @@ def render_planned(clip: dict) -> np.ndarray:
     return x.astype(np.float16).astype(np.float32)
 
 
+def _n_samples(clip: dict) -> int:
+    """Length of a planned clip's audio, read from the cache's header (rendered if missing)."""
+    path = CACHE / "audio" / f"{_key(clip)}.npy"
+    if not path.exists():
+        render_planned(clip)
+    return int(np.load(path, mmap_mode="r").shape[0])
+
+
 def _render_only(clip: dict) -> None:
     render_planned(clip)
 
@@ -236,7 +244,12 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
         z = np.load(fpath, allow_pickle=False)
         return z["x"], z["y"], json.loads(str(z["meta"]))
     prerender(clips, workers, verbose=verbose)
-    xs: list[np.ndarray] = []
+    # Windows go straight into one array sized for the most a clip can give (skipped quiet
+    # windows only leave its tail unused): collecting them first would hold every window
+    # twice, and a 400 min/class plan is ~9 GB once.
+    win, hop = int(round(window_s * fe.sample_rate)), int(round(hop_s * fe.sample_rate))
+    most = sum(max(1, (_n_samples(c) - win) // hop + 1) for c in clips)
+    x_all = np.empty((most, fe.n_mels, fe.frames_for(win)), dtype=np.float32)
     ys: list[int] = []
     meta: list[dict] = []
     for i, c in enumerate(clips):
@@ -245,13 +258,13 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
         x = render_planned(c)
         for off, feat in clip_windows(x, fe, hop_s=hop_s, music=c["genre"] != "none",
                                       window_s=window_s):
-            xs.append(feat)
+            x_all[len(ys)] = feat
             ys.append(LABELS.index(c["genre"]))
             meta.append({k: c[k] for k in ("genre", "split", "source", "piece", "work",
                                             "license") if k in c}
                         | {"timbre": c.get("timbre", ""), "clip_start": c.get("start", 0.0),
                            "offset": off, "window_s": window_s, "clip": _key(c)})
-    x_all = np.stack(xs).astype(np.float32, copy=False)  # one copy: 6 s windows are ~7 GB
+    x_all = x_all[:len(ys)]
     y_all = np.array(ys, dtype=np.int64)
     fpath.parent.mkdir(parents=True, exist_ok=True)
     np.savez(fpath, x=x_all, y=y_all, meta=json.dumps(meta))

@@ -1,4 +1,4 @@
-"""Training loop for the style network (CPU, deterministic for a given seed).
+"""Training loop for the style network (CPU, deterministic for a given seed; or a GPU).
 
 Augmentation happens on the fly in feature (log-mel) space, per batch:
 
@@ -145,13 +145,16 @@ def _lr_at(progress: float, peak: float, warmup: float = 0.1) -> float:
 @torch.no_grad()
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
              batch: int = 256) -> tuple[float, float]:
-    """(accuracy, mean cross-entropy) of ``model`` on windows ``x`` ``[N,1,M,T]``."""
+    """(accuracy, mean cross-entropy) of ``model`` on windows ``x`` ``[N,1,M,T]``, which stay
+    where they are; each batch goes to the model's device."""
     model.eval()
+    dev = next(model.parameters()).device
     correct, loss = 0, 0.0
     for i in range(0, len(x), batch):
-        lg = model.logits(x[i:i + batch])
-        correct += int((lg.argmax(1) == y[i:i + batch]).sum())
-        loss += float(F.cross_entropy(lg, y[i:i + batch], reduction="sum"))
+        xb, yb = x[i:i + batch].to(dev), y[i:i + batch].to(dev)
+        lg = model.logits(xb)
+        correct += int((lg.argmax(1) == yb).sum())
+        loss += float(F.cross_entropy(lg, yb, reduction="sum"))
     return correct / max(1, len(x)), loss / max(1, len(x))
 
 
@@ -161,7 +164,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           weight_decay: float = 1e-2, label_smoothing: float = 0.1, augment: bool = True,
           emb_dim: int = 96, lr_follows_budget: bool = False,
           widths: tuple[int, int, int, int] | None = None, keep: str = "best",
-          splice_p: float = 0.0,
+          splice_p: float = 0.0, device: str = "cpu",
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
     """Train a fresh ``make_model`` network; return (model, history).
 
@@ -175,7 +178,10 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     bank for noise mixing. ``time_budget_s`` stops training (between batches) once spent;
     the best epoch so far is kept. The learning rate warms up then follows a cosine over
     ``epochs`` (over the time budget instead with ``lr_follows_budget``). Same seed, same
-    data, same thread count → the same weights. ``history`` has per-epoch lists ``train_loss``,
+    data, same thread count → the same weights on the CPU. ``device`` (e.g. ``"cuda"``) runs
+    the network there; windows, sampling and augmentation stay on the CPU with the same random
+    streams, so only the arithmetic moves (a GPU's is not bit-reproducible). The returned
+    model is on the CPU. ``history`` has per-epoch lists ``train_loss``,
     ``val_acc``, ``val_loss``, ``seconds`` plus ``best_epoch`` and ``params``.
     """
     t0 = time.monotonic()
@@ -197,7 +203,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim,
-                       **({"widths": tuple(widths)} if widths else {}))
+                       **({"widths": tuple(widths)} if widths else {})).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(_balanced_indices(yt_np, np.random.default_rng(0)))
                                 / batch_size)
@@ -230,7 +236,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
                 xb, yb = splice(xb, yb, xt, yt, gen, none_label, splice_p)
             if aug is not None:
                 xb = aug(xb, yb, none_label)
-            loss = loss_fn(model.logits(xb), yb)
+            loss = loss_fn(model.logits(xb.to(device)), yb.to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -258,5 +264,5 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     hist["kept"] = keep
     if keep == "best":
         model.load_state_dict(best_state)
-    model.eval()
+    model.cpu().eval()
     return model, hist
