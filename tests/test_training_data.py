@@ -8,13 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import jazz
+from training import DATA, jazz
 from training.dataset import LABELS, build_windows, manifest_rows, plan, works_of
 from training.nomusic import KINDS, make_none
 from training.perform import TEMPO_MAX, TEMPO_MIN, Note, excerpt, humanise, read_midi
 from training.render import RATE, TIMBRES, render_clip, rms_db
 
-DATA = Path("/work/shared/data")
 needs_data = pytest.mark.skipif(not (DATA / "midi" / "manifest.csv").exists(),
                                 reason="shared corpus not present")
 needs_synth = pytest.mark.skipif(shutil.which("fluidsynth") is None, reason="no fluidsynth")

@@ -3,7 +3,8 @@
     python -m training.build [--quick] [--out engines/NAME-VERSION] [--name N --version V]
                              [--minutes-per-class M] [--epochs E] [--time-budget S] [--seed S]
 
-``--quick`` runs end to end on a few short clips in a few minutes (CI). Rendered audio and
+``--quick`` runs end to end on a few short clips in a few minutes (CI). The corpus is read from
+``../shared/data`` beside the checkout (``TRAINING_DATA`` points elsewhere). Rendered audio and
 windows are cached under ``training/cache/``, so a second build with the same settings skips
 straight to training.
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.listen.frontend import FrontEnd, log_mel
-from training import jazz
+from training import DATA, jazz
 from training.nomusic import KINDS as NONE_KINDS
 from training.nomusic import make_none
 from training.perform import excerpt, humanise, read_midi
@@ -40,7 +40,6 @@ HOP_S = 0.5  # the bundle's (run-time) hop
 TRAIN_HOP_S = 1.0  # sparser hops for training windows: neighbours are near-duplicates
 VAL_HOP_S = 1.0
 
-DATA = Path("/work/shared/data")
 MIDI = DATA / "midi"
 # rendered audio and windows; TRAINING_CACHE moves it (e.g. a fresh folder for a cold CI run)
 CACHE = Path(os.environ.get("TRAINING_CACHE", Path(__file__).resolve().parent / "cache"))

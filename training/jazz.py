@@ -24,9 +24,9 @@ from pathlib import Path
 import mido
 import numpy as np
 
+from training import DATA
 from training.perform import Note, Performance, humanise
 
-DATA = Path("/work/shared/data")
 SOLOS = DATA / "jazz_solos"
 CHORDS = DATA / "jazz_chords"
 VAL_FRACTION = 0.15
