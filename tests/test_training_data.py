@@ -9,7 +9,14 @@ import numpy as np
 import pytest
 
 from training import DATA, jazz
-from training.dataset import LABELS, build_windows, manifest_rows, plan, works_of
+from training.dataset import (
+    LABELS,
+    build_windows,
+    cache_write,
+    manifest_rows,
+    plan,
+    works_of,
+)
 from training.nomusic import KINDS, make_none
 from training.perform import TEMPO_MAX, TEMPO_MIN, Note, excerpt, humanise, read_midi
 from training.render import RATE, TIMBRES, render_clip, rms_db
@@ -148,3 +155,23 @@ def test_nomusic_generates_each_kind(kind: str) -> None:
     else:
         assert rms_db(x) > -70
     assert not np.array_equal(x, make_none(kind, 4.0, seed=6))
+
+
+def test_a_cache_write_that_dies_midway_leaves_no_file(tmp_path: Path) -> None:
+    """A build killed while saving (the machine restarted) must not leave a truncated cache
+    file that the next build would load as data; a whole write lands under the real name."""
+    path = tmp_path / "audio" / "clip.npy"
+
+    def dies(f) -> None:
+        f.write(b"\x93NUMPY half a header")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cache_write(path, dies)
+    assert not path.exists()
+    assert list(path.parent.iterdir()) == []  # no temporary file left behind either
+
+    x = np.arange(5, dtype=np.float16)
+    cache_write(path, lambda f: np.save(f, x))
+    assert np.array_equal(np.load(path), x)
+    assert [p.name for p in path.parent.iterdir()] == ["clip.npy"]

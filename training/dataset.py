@@ -23,7 +23,9 @@ import json
 import os
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -145,6 +147,19 @@ def _key(d: dict) -> str:
     return hashlib.sha1(json.dumps([CACHE_VERSION, d], sort_keys=True).encode()).hexdigest()[:16]
 
 
+def cache_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write a cache file whole or not at all. A build killed mid-write, or two processes
+    rendering the same clip, must never leave a truncated file that a later run loads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def render_planned(clip: dict) -> np.ndarray:
     """Audio of one planned clip (16 kHz mono float32), cached on disk."""
     path = CACHE / "audio" / f"{_key(clip)}.npy"
@@ -160,8 +175,7 @@ def render_planned(clip: dict) -> np.ndarray:
         x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7)
     else:
         x = make_none(clip["kind"], clip["length"], clip["seed"], split=clip["split"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, x.astype(np.float16))
+    cache_write(path, lambda f: np.save(f, x.astype(np.float16)))
     return x.astype(np.float16).astype(np.float32)
 
 
@@ -265,8 +279,7 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
                            "offset": off, "window_s": window_s, "clip": _key(c)})
     x_all = x_all[:len(ys)]
     y_all = np.array(ys, dtype=np.int64)
-    fpath.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(fpath, x=x_all, y=y_all, meta=json.dumps(meta))
+    cache_write(fpath, lambda f: np.savez(f, x=x_all, y=y_all, meta=json.dumps(meta)))
     return x_all, y_all, meta
 
 

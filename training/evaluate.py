@@ -305,7 +305,7 @@ def render_dry(clip: dict, *, transpose: int = 0, speed: float = 1.0) -> np.ndar
     ``transpose`` (semitones) and ``speed`` (playing-speed factor on top of the humanised
     tempo) change the performance before rendering; the defaults give the val clip itself."""
     from training import jazz
-    from training.dataset import MIDI, PEDAL
+    from training.dataset import MIDI, PEDAL, cache_write
     from training.perform import excerpt, humanise, read_midi
     from training.render import render_clip, timbre
 
@@ -323,8 +323,7 @@ def render_dry(clip: dict, *, transpose: int = 0, speed: float = 1.0) -> np.ndar
     if change:
         perf = changed_performance(perf, transpose, speed)
     x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7, augment=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, x.astype(np.float32))
+    cache_write(path, lambda f: np.save(f, x.astype(np.float32)))
     return x
 
 
@@ -367,6 +366,7 @@ def _norm(x: np.ndarray) -> np.ndarray:
 
 def babble(seconds: float, seed: int, voices: int = 4) -> np.ndarray:
     """Several espeak-ng talkers at once (val sentences only), unit RMS."""
+    from training.dataset import cache_write
     from training.nomusic import speech
 
     path = _cache_dir() / f"babble-{_key(['babble', seconds, seed, voices])}.npy"
@@ -375,8 +375,7 @@ def babble(seconds: float, seed: int, voices: int = 4) -> np.ndarray:
     x = sum(speech(seconds, np.random.default_rng(seed + i), split="val")
             for i in range(voices))
     x = _norm(np.asarray(x, np.float32))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, x)
+    cache_write(path, lambda f: np.save(f, x))
     return x
 
 
@@ -456,7 +455,7 @@ def render_medley(m: dict) -> tuple[np.ndarray, list[dict]]:
     treatment over the whole (one room, one mic, one noise bed). Returns audio and segments
     with their times [t0, t1]."""
     from training import jazz
-    from training.dataset import MIDI, PEDAL
+    from training.dataset import MIDI, PEDAL, cache_write
     from training.perform import excerpt, humanise, read_midi
     from training.render import RATE, render_clip, stage_mic, timbre
 
@@ -481,8 +480,7 @@ def render_medley(m: dict) -> tuple[np.ndarray, list[dict]]:
                      "work": s["work"]})
         t += len(x) / RATE
     x = stage_mic(np.concatenate(parts), np.random.default_rng(m["seed"]))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x=x, segs=json.dumps(segs))
+    cache_write(path, lambda f: np.savez(f, x=x, segs=json.dumps(segs)))
     return x, segs
 
 

@@ -30,7 +30,7 @@ import time
 import numpy as np
 import onnxruntime as ort
 
-from training.dataset import CACHE, LABELS, build_windows
+from training.dataset import CACHE, LABELS, build_windows, cache_write
 
 OUT = CACHE / "transcription"
 N_IN, OLAP = 43844, 30 * 256        # nmp.onnx input samples; overlap as basic-pitch uses it
@@ -86,8 +86,7 @@ def clip_roll(key: str) -> np.ndarray:
     if p.exists():
         return np.load(p)
     r = transcribe(np.load(CACHE / "audio" / f"{key}.npy").astype(np.float32))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    np.save(p, r)
+    cache_write(p, lambda f: np.save(f, r))
     return r
 
 
@@ -131,8 +130,7 @@ def dev_windows(held: bool) -> dict[str, np.ndarray]:
                 xr.append(window(r, end - 3.0))
                 ys.append(LABELS.index(s["genre"]))
     out = {"xm": np.stack(xm), "xr": np.stack(xr), "y": np.array(ys)}
-    p.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(p, **out)
+    cache_write(p, lambda f: np.savez(f, **out))
     return out
 
 
