@@ -175,8 +175,9 @@ def render_planned(clip: dict) -> np.ndarray:
         x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7)
     else:
         x = make_none(clip["kind"], clip["length"], clip["seed"], split=clip["split"])
-    cache_write(path, lambda f: np.save(f, x.astype(np.float16)))
-    return x.astype(np.float16).astype(np.float32)
+    x16 = x.astype(np.float16)  # what the cache holds, so a fresh render equals a cached one
+    cache_write(path, lambda f: np.save(f, x16))
+    return x16.astype(np.float32)
 
 
 def _n_samples(clip: dict) -> int:
