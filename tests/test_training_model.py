@@ -14,7 +14,7 @@ from appliance.listen.bundle import BundleError, load_bundle  # noqa: E402
 from appliance.listen.frontend import FrontEnd  # noqa: E402
 from training.export import export_bundle, session  # noqa: E402
 from training.model import count_params, fused_for_export, make_model  # noqa: E402
-from training.train import ONSET_FRAMES, Augment, splice, train  # noqa: E402
+from training.train import ONSET_FRAMES, Augment, mixup, splice, train  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -132,6 +132,37 @@ def test_splice_joins_two_windows_and_labels_by_the_later_style_once_it_leads():
         later_leads = earlier == 4 or 2 * own_tail >= t
         assert int(y[i]) == (int(yb[i]) if later_leads else earlier)
     assert 0.3 < float((x[:, 0, 0] >= 10).any(1).float().mean()) < 0.6
+
+
+def test_mixup_adds_two_music_windows_in_power_and_shares_their_labels():
+    n, t, none = 400, N_FRAMES, 4
+    g, rng = torch.Generator().manual_seed(2), np.random.default_rng(2)
+    yb = torch.arange(n) % len(LABELS)
+    xb = torch.zeros(n, 1, 2, t)  # flat: power 1 in both bands
+    py = torch.arange(len(LABELS))
+    # pool window k: band 0 at level 3 + k, band 1 two nats higher (its mean is 4 + k)
+    px = (3.0 + py.float()).view(-1, 1, 1, 1) + torch.tensor([0.0, 2.0]).view(1, 1, 2, 1)
+    px = px.expand(-1, 1, 2, t).clone()
+    x, target = mixup(xb, yb, px, py, g, rng, len(LABELS), none, p=0.5)
+    assert torch.allclose(target.sum(1), torch.ones(n))
+    changed = (x != xb).flatten(1).any(1)
+    assert 0.32 < float(changed.float().mean()) < 0.48  # p = 0.5 of the 4/5 that are music
+    for i in range(n):
+        if yb[i] == none:
+            assert not changed[i] and target[i, none] == 1, "none is never mixed"
+            continue
+        assert target[i, none] == 0, "music is only mixed with music"
+        if not changed[i]:
+            assert target[i, yb[i]] == 1
+            continue
+        # the partner, brought to the window's mean level, has bands at -1 and +1 nats
+        lam = float(target[i, yb[i]]) if target[i, yb[i]] < 1 else None
+        if lam is None:  # partner of the same style: the share is not in the target
+            continue
+        want = torch.log(lam + (1 - lam) * torch.exp(torch.tensor([-1.0, 1.0])))
+        assert torch.allclose(x[i, 0, :, 0], want, atol=1e-3)
+    same, _ = mixup(xb, yb, px, py, g, rng, len(LABELS), none, p=0.0)
+    assert torch.equal(same, xb)
 
 
 def test_training_learns_and_keeps_history(trained):

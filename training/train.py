@@ -15,6 +15,10 @@ the end of another, as the listener hears at a style change or when music starts
 noise. The label is the later style once it fills half the window, or once it has played
 ``ONSET_FRAMES`` after no music, so the network learns to name a change rather than to
 average over it.
+
+Optionally (``mixup_p``) some music windows are mixed with another music window, in the power
+domain at a random share, and learn the shares as soft labels (mixup). The aim is a network
+that leans less on what one piece sounds like and more on what its style does.
 """
 
 from __future__ import annotations
@@ -56,6 +60,38 @@ def splice(xb: torch.Tensor, yb: torch.Tensor, pool_x: torch.Tensor, pool_y: tor
     after_noise = ya == none_label if none_label is not None else torch.zeros_like(use)
     y = torch.where(after_noise | (2 * tail >= t), yb, ya)
     return torch.where(use.view(n, 1, 1, 1), x, xb), torch.where(use, y, yb)
+
+
+def mixup(xb: torch.Tensor, yb: torch.Tensor, pool_x: torch.Tensor, pool_y: torch.Tensor,
+          gen: torch.Generator, rng: np.random.Generator, n_labels: int,
+          none_label: int | None, p: float, alpha: float = 0.4
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """With chance ``p``, mix a music window with a random music window of the pool; returns
+    (windows, soft targets ``[N, n_labels]``).
+
+    Both windows are brought to the same mean level, then added in the power domain with
+    shares ``lam`` and ``1 - lam`` (``lam ~ Beta(alpha, alpha)``, drawn from ``rng``); the mix
+    keeps the first window's level, and its target is the two labels in those shares. ``none``
+    windows are never mixed, so no music window is taught to be partly no-music."""
+    n = len(xb)
+    target = F.one_hot(yb, n_labels).float()
+    if p <= 0:
+        return xb, target
+    music_idx = torch.arange(len(pool_y))
+    if none_label is not None:
+        music_idx = music_idx[pool_y != none_label]
+    pick = music_idx[torch.randint(len(music_idx), (n,), generator=gen)]
+    use = torch.rand(n, generator=gen) < p
+    if none_label is not None:
+        use &= yb != none_label
+    lam = torch.from_numpy(rng.beta(alpha, alpha, size=n).astype(np.float32))
+    other = pool_x[pick]
+    level = xb.mean(dim=(1, 2, 3), keepdim=True) - other.mean(dim=(1, 2, 3), keepdim=True)
+    share = lam.view(n, 1, 1, 1).clamp(1e-4, 1 - 1e-4)
+    mixed = torch.logaddexp(xb + torch.log(share), other + level + torch.log1p(-share))
+    soft = lam.view(n, 1) * target + (1 - lam.view(n, 1)) * F.one_hot(pool_y[pick], n_labels)
+    return (torch.where(use.view(n, 1, 1, 1), mixed, xb),
+            torch.where(use.view(n, 1), soft, target))
 
 
 class Augment:
@@ -164,7 +200,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           weight_decay: float = 1e-2, label_smoothing: float = 0.1, augment: bool = True,
           emb_dim: int = 96, lr_follows_budget: bool = False,
           widths: tuple[int, int, int, int] | None = None, keep: str = "best",
-          splice_p: float = 0.0, device: str = "cpu",
+          splice_p: float = 0.0, mixup_p: float = 0.0, device: str = "cpu",
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
     """Train a fresh ``make_model`` network; return (model, history).
 
@@ -234,9 +270,13 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
             xb, yb = xt[b], yt[b]
             if splice_p > 0:
                 xb, yb = splice(xb, yb, xt, yt, gen, none_label, splice_p)
+            target = None
+            if mixup_p > 0:
+                xb, target = mixup(xb, yb, xt, yt, gen, rng, len(labels), none_label, mixup_p)
             if aug is not None:
                 xb = aug(xb, yb, none_label)
-            loss = loss_fn(model.logits(xb.to(device)), yb.to(device))
+            loss = loss_fn(model.logits(xb.to(device)),
+                           (yb if target is None else target).to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
