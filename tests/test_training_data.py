@@ -83,6 +83,20 @@ def test_jazz_split_has_no_tune_on_two_sides() -> None:
 
 
 @needs_synth
+@needs_data
+@pytest.mark.skipif(shutil.which("mma") is None, reason="no mma")
+def test_jazz_performance_repeats_for_the_same_seed() -> None:
+    """mma's grooves are humanised with an unseeded random unless told; a cold rebuild must
+    play the same comping as the cached one."""
+    item = next(i for i in jazz.jazz_items("train") if i["kind"] == "solo")
+    a, info_a = jazz.jazz_performance(item, 11, length_s=20.0)
+    b, info_b = jazz.jazz_performance(item, 11, length_s=20.0)
+    assert info_a == info_b
+    assert a.notes == b.notes
+    c, _ = jazz.jazz_performance(item, 12, length_s=20.0)
+    assert c.notes != a.notes
+
+
 def test_rendered_audio_is_16k_mono_float32_not_silent() -> None:
     perf = humanise(_score(24), 0)
     for i, tb in enumerate((TIMBRES[0], TIMBRES[3])):

@@ -17,6 +17,7 @@ import hashlib
 import re
 import subprocess
 import tempfile
+import zlib
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -220,7 +221,11 @@ def groove_for(tempo: float, rng: np.random.Generator) -> str:
 
 def mma_comping(bars: list[tuple[str, ...]], tempo: float, groove: str,
                 rng: np.random.Generator) -> list[Note]:
-    """mma comping of ``bars`` at ``tempo`` -> left-hand piano notes (no drums)."""
+    """mma comping of ``bars`` at ``tempo`` -> left-hand piano notes (no drums).
+
+    mma humanises its grooves with Python's ``random``, unseeded unless told, so the same chart
+    gave different comping on every render and a cold rebuild could not repeat a cached one.
+    Its ``RndSeed`` is set from the source text, which keeps ``rng`` untouched."""
     lines = [f"Tempo {max(40, min(320, round(tempo)))}", f"Groove {groove}"]
     for i, bar in enumerate(bars, 1):
         cs = [mma_chord(c) for c in bar][:4]
@@ -233,6 +238,8 @@ def mma_comping(bars: list[tuple[str, ...]], tempo: float, groove: str,
         else:
             beats = cs
         lines.append(f"{i} " + " ".join(beats))
+    seed = zlib.crc32("\n".join(lines).encode())
+    lines.insert(0, f"RndSeed {seed}")
     with tempfile.TemporaryDirectory(prefix="mma-") as td:
         src = Path(td) / "tune.mma"
         src.write_text("\n".join(lines) + "\n")
