@@ -83,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--mixup", type=float, default=0.0,
                     help="chance that a training music window is mixed with another music "
                          "window, with soft labels in the same shares (mixup); default 0")
+    ap.add_argument("--register", action="store_true",
+                    help="give the network each mel band's position as a second input channel")
     ap.add_argument("--workers", type=int, default=1, help="rendering processes")
     ap.add_argument("--device", default="auto",
                     help="where the network trains: auto (a CUDA GPU if PyTorch sees one, "
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
                         time_budget_s=budget, widths=widths, keep=a.keep,
                         lr_follows_budget=a.anneal_to_budget, splice_p=a.splice,
-                        mixup_p=a.mixup, device=device)
+                        mixup_p=a.mixup, register=a.register, device=device)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -183,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
                      else "cosine over the epochs",
                      "splice": a.splice,
                      "mixup": a.mixup,
+                     "register": a.register,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine(), "device": device_name(device)},

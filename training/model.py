@@ -8,6 +8,10 @@ Design notes (why it looks like this):
   frequency) and the head pools globally over frequency as well as time, so a pattern
   moved a few mel bins up or down lands on the same features. Training adds small mel
   shifts on top (``train.py``).
+* Register (optional, ``register=True``): a second input channel holds each mel band's
+  position, so the convs can tell a low stride bass from the same shape played higher;
+  without it the global pooling over frequency leaves register to the edges of the
+  receptive field. The mel-shift augmentation still moves the music against that channel.
 * Tempo robustness: global pooling over time makes the output independent of where in
   the window an event sits; training adds random time-stretches.
 * Deployability: only Conv, BatchNorm (folded into Conv at export), ReLU, MaxPool,
@@ -46,14 +50,17 @@ class StyleNet(nn.Module):
     """
 
     def __init__(self, n_mels: int, n_frames: int, n_labels: int, emb_dim: int = 96,
-                 widths: tuple[int, int, int, int] = (24, 48, 64, 128)):
+                 widths: tuple[int, int, int, int] = (24, 48, 64, 128), register: bool = False):
         super().__init__()
         self.n_mels, self.n_frames = n_mels, n_frames
         self.n_labels, self.emb_dim = n_labels, emb_dim
+        self.register = register
+        if register:
+            self.register_buffer("band", torch.linspace(-1.0, 1.0, n_mels).view(1, 1, n_mels, 1))
         w1, w2, w3, w4 = widths
         # the stem strides 2x2 straight away: full-resolution convs cost most of the time
         self.features = nn.Sequential(
-            _ConvBlock(1, w1, 5, stride=2, pool=2),   # /4
+            _ConvBlock(2 if register else 1, w1, 5, stride=2, pool=2),   # /4
             _ConvBlock(w1, w2, 3, pool=2),            # /8
             _ConvBlock(w2, w3, 3, pool=2),            # /16
             _ConvBlock(w3, w4, 3, pool=None),
@@ -66,6 +73,8 @@ class StyleNet(nn.Module):
 
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)   # gain invariance
+        if self.register:
+            x = torch.cat([x, (x[:, :, :, :1] * 0 + self.band).expand_as(x)], dim=1)
         f = self.features(x)
         pooled = torch.cat([self.avg(f), self.max(f)], dim=1).flatten(1)
         return self.embed(pooled)
@@ -79,13 +88,14 @@ class StyleNet(nn.Module):
 
 
 def make_model(n_mels: int, n_frames: int, n_labels: int, emb_dim: int = 96, *,
-               widths: tuple[int, int, int, int] = (24, 48, 64, 128)) -> nn.Module:
+               widths: tuple[int, int, int, int] = (24, 48, 64, 128),
+               register: bool = False) -> nn.Module:
     """A fresh StyleNet: about 138 k parameters, ~27 M multiply-adds per 128x144 window.
 
     Widths were picked by latency: INT8 ~0.4 ms/window on one x86 core in ONNX Runtime,
     leaving the rest of the 5 ms budget to the log-mel front end (~3.7 ms).
     """
-    return StyleNet(n_mels, n_frames, n_labels, emb_dim, widths=widths)
+    return StyleNet(n_mels, n_frames, n_labels, emb_dim, widths=widths, register=register)
 
 
 def count_params(model: nn.Module) -> int:

@@ -200,7 +200,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           weight_decay: float = 1e-2, label_smoothing: float = 0.1, augment: bool = True,
           emb_dim: int = 96, lr_follows_budget: bool = False,
           widths: tuple[int, int, int, int] | None = None, keep: str = "best",
-          splice_p: float = 0.0, mixup_p: float = 0.0, device: str = "cpu",
+          splice_p: float = 0.0, mixup_p: float = 0.0, register: bool = False,
+          device: str = "cpu",
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
     """Train a fresh ``make_model`` network; return (model, history).
 
@@ -238,7 +239,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
 
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
-    model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim,
+    model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim, register=register,
                        **({"widths": tuple(widths)} if widths else {})).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(_balanced_indices(yt_np, np.random.default_rng(0)))
