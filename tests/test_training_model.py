@@ -56,8 +56,9 @@ def bundle(trained, tmp_path_factory):
     return out, metrics
 
 
-def test_param_budget_and_output_shapes():
-    m = make_model(N_MELS, N_FRAMES, len(LABELS)).eval()
+@pytest.mark.parametrize("register", [False, True])
+def test_param_budget_and_output_shapes(register: bool):
+    m = make_model(N_MELS, N_FRAMES, len(LABELS), register=register).eval()
     assert count_params(m) <= 1_000_000
     with torch.no_grad():
         probs, emb = m(torch.randn(3, 1, N_MELS, N_FRAMES))
@@ -67,9 +68,10 @@ def test_param_budget_and_output_shapes():
     assert torch.allclose(probs.sum(1), torch.ones(3), atol=1e-5)
 
 
-def test_gain_invariance():
+@pytest.mark.parametrize("register", [False, True])
+def test_gain_invariance(register: bool):
     torch.manual_seed(0)
-    m = make_model(N_MELS, N_FRAMES, len(LABELS))
+    m = make_model(N_MELS, N_FRAMES, len(LABELS), register=register)
     # non-trivial BN statistics, so a leak of the absolute level would show
     m.train()
     with torch.no_grad():
