@@ -74,7 +74,7 @@ class StyleNet(nn.Module):
     def embedding(self, x: torch.Tensor) -> torch.Tensor:
         x = x - x.mean(dim=(1, 2, 3), keepdim=True)   # gain invariance
         if self.register:
-            x = torch.cat([x, (x[:, :, :, :1] * 0 + self.band).expand_as(x)], dim=1)
+            x = torch.cat([x, self.band.expand(x.shape[0], 1, -1, x.shape[3])], dim=1)
         f = self.features(x)
         pooled = torch.cat([self.avg(f), self.max(f)], dim=1).flatten(1)
         return self.embed(pooled)
