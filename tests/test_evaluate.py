@@ -141,3 +141,31 @@ def test_detuning_moves_a_tone_by_the_cents_asked_for():
         peak = np.argmax(spec) / 2.0                                # 0.5 Hz bins
         assert abs(1200 * np.log2(peak / 440.0) - cents) < 3.0
         assert abs(len(y) / len(x) - 2 ** (-cents / 1200)) < 0.002  # replayed faster/slower
+
+
+def test_fit_probe_counts_right_answers_and_recall_per_label(band_bundle):
+    """The band bundle names label k for energy in mel band k, so every answer is known."""
+    from appliance.listen.bundle import load_bundle
+    from appliance.listen.engine import OnnxEngine
+    from training.fit_probe import fit
+
+    bundle = load_bundle(band_bundle)
+    engine = OnnxEngine(bundle, precision="fp32")
+    n_mels, n_frames = bundle.frontend.n_mels, bundle.n_frames
+    edges = np.linspace(0, n_mels, 6).astype(int)
+    truth = np.repeat(np.arange(5), 4)            # 4 windows per label
+    x = np.full((len(truth), n_mels, n_frames), -8.0, np.float32)
+    for i, k in enumerate(truth):
+        x[i, edges[k]:edges[k + 1]] = 0.0          # loud in band k only
+    y = truth.copy()
+    y[[0, 1, 9]] = [3, 4, 0]                       # three labels the engine cannot agree with
+    r = fit(engine, x, y, batch=3)                 # batches that do not divide the windows
+    assert r["windows"] == 20
+    assert r["accuracy"] == pytest.approx(17 / 20)
+    # labelled baroque: windows 2, 3 (right) and 9 (ragtime audio, wrong); jazz and none
+    # each gain one window the engine hears as baroque; classical and ragtime keep theirs
+    assert r["recall"]["baroque"] == pytest.approx(2 / 3, abs=1e-3)
+    assert r["recall"]["classical"] == pytest.approx(3 / 3)
+    assert r["recall"]["jazz"] == pytest.approx(4 / 5)
+    assert r["recall"]["none"] == pytest.approx(4 / 5)
+    assert r["recall"]["ragtime"] == 1.0

@@ -1,0 +1,64 @@
+"""How well engines fit their own training windows, to tell "too small" from "memorises".
+
+    python -m training.fit_probe engines/genre-1.3 [engines/genre-1.8 ...] [--windows 6000]
+                                 [--minutes-per-class 200] [--clip-s 15] [--precision fp32]
+
+A fixed sample (``--seed``, default 0) of the training windows of a plan (by default the
+shipped recipe's 200 min/class of 15 s excerpts, read from the window cache or rendered),
+clean: no augmentation, no splicing. Each bundle's model scores them in ONNX Runtime, through
+the box's own loader and engine. Read the figure next to the same engine's dev accuracy
+(``training.tune_listener``): both low and close together means the network is too small
+for the task or the windows are as ambiguous as that; a high fit over a low dev figure means
+it learns the training works rather than the styles.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from appliance.listen.bundle import load_bundle
+from appliance.listen.engine import OnnxEngine
+from training.dataset import LABELS, build_windows
+
+
+def fit(engine: OnnxEngine, x: np.ndarray, y: np.ndarray, batch: int = 256) -> dict:
+    """Accuracy over all labels and recall per label of ``engine`` on windows ``x``."""
+    pred = np.concatenate([
+        engine.infer(x[i:i + batch, None].astype(np.float32))[0].argmax(1)
+        for i in range(0, len(x), batch)])
+    per = {lab: round(float((pred[y == k] == k).mean()), 3)
+           for k, lab in enumerate(LABELS) if (y == k).any()}
+    return {"accuracy": round(float((pred == y).mean()), 4), "recall": per, "windows": len(y)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m training.fit_probe", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("bundles", nargs="+", type=Path)
+    ap.add_argument("--windows", type=int, default=6000)
+    ap.add_argument("--minutes-per-class", type=float, default=200.0)
+    ap.add_argument("--clip-s", type=float, default=15.0)
+    ap.add_argument("--precision", choices=("fp32", "int8"), default="fp32")
+    ap.add_argument("--seed", type=int, default=0, help="sample seed (the plan's seed is 0)")
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+
+    xt, yt, _ = build_windows("train", quick=False, seed=0,
+                              minutes_per_class=a.minutes_per_class, clip_s=a.clip_s)
+    idx = np.sort(np.random.default_rng(a.seed).choice(len(yt), min(a.windows, len(yt)),
+                                                       replace=False))
+    x, y = np.ascontiguousarray(xt[idx]), yt[idx]
+    del xt
+    print(f"{len(y)} training windows, per label {np.bincount(y, minlength=len(LABELS))}")
+    for path in a.bundles:
+        engine = OnnxEngine(load_bundle(path), precision=a.precision, threads=a.threads)
+        r = fit(engine, x, y)
+        recall = ", ".join(f"{k} {v:.3f}" for k, v in r["recall"].items())
+        print(f"{path}: fit {r['accuracy']:.3f} ({engine.precision}); recall {recall}")
+
+
+if __name__ == "__main__":
+    main()
