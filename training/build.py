@@ -49,6 +49,7 @@ from training.dataset import (
     licenses,
     summarise,
     works_of,
+    works_subset,
 )
 from training.render import TIMBRES
 
@@ -86,6 +87,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "window, with soft labels in the same shares (mixup); default 0")
     ap.add_argument("--register", action="store_true",
                     help="give the network each mel band's position as a second input channel")
+    ap.add_argument("--works-fraction", type=float, default=1.0,
+                    help="train on this share of the music works only (nested subsets; "
+                         "no-music is kept whole): for learning curves; default 1")
     ap.add_argument("--workers", type=int, default=1, help="rendering processes")
     ap.add_argument("--device", default="auto",
                     help="where the network trains: auto (a CUDA GPU if PyTorch sees one, "
@@ -134,6 +138,13 @@ def main(argv: list[str] | None = None) -> dict:
                                minutes_per_class=a.minutes_per_class, clip_s=a.clip_s,
                                window_s=a.window_s, verbose=True, workers=a.workers)
     print(f"[build] train windows in {time.monotonic() - t_r:.0f} s", flush=True)
+    if not 0.0 < a.works_fraction <= 1.0:
+        raise SystemExit("--works-fraction wants a share above 0 and at most 1")
+    if a.works_fraction < 1.0:
+        keep = works_subset(mt, a.works_fraction)
+        xt, yt, mt = xt[keep], yt[keep], [m for m, k in zip(mt, keep, strict=True) if k]
+        works = {g: len({m["work"] for m in mt if m["genre"] == g}) for g in LABELS[:-1]}
+        print(f"[build] --works-fraction {a.works_fraction:g}: works kept {works}", flush=True)
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
                                clip_s=a.val_clip_s or a.clip_s, window_s=a.window_s,
                                verbose=True, workers=a.workers)
@@ -174,6 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
                          "synthetic room reverb, mic EQ, noise + hum, gain, some clipping",
             "none_kinds": "speech (espeak-ng), applause, room noise, hum, near-silence, "
                           "knocks/page turns",
+            "works_fraction": a.works_fraction,
             "quick": bool(a.quick),
             "seed": a.seed,
         },

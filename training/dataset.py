@@ -284,6 +284,18 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
     return x_all, y_all, meta
 
 
+def works_subset(meta: list[dict], fraction: float) -> np.ndarray:
+    """Mask of the windows whose work is in a ``fraction`` of the works (music only; every
+    no-music window is kept). Work keys are hashed with their own salt, so the subsets are
+    nested (a smaller fraction keeps a subset of a larger one's works) and unrelated to the
+    dev and val splits. For learning curves over the number of distinct works."""
+    def share(work: str) -> float:
+        return int(hashlib.sha1(f"subset:{work}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+
+    keep = {w: share(w) < fraction for w in {m["work"] for m in meta}}
+    return np.array([m["genre"] == "none" or keep[m["work"]] for m in meta], dtype=bool)
+
+
 def works_of(split: str) -> set[str]:
     """Every work a split may draw on (manifest pieces, jazz tunes as ``jazz:<title>``)."""
     works = {r["work"] for r in manifest_rows() if r["split"] == split}
