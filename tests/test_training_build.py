@@ -84,3 +84,13 @@ def test_int8_agrees_with_fp32_on_test_vectors(quick_bundle: tuple[Path, float])
     np.testing.assert_allclose(probs["int8"].sum(1), 1.0, atol=1e-3)
     agree = float(np.mean(probs["int8"].argmax(1) == probs["fp32"].argmax(1)))
     assert agree >= 0.9, f"INT8 agrees with FP32 on only {agree:.0%} of the test vectors"
+
+
+@pytest.mark.parametrize("share", ["0", "1.5"])
+def test_a_works_fraction_outside_0_to_1_is_refused_before_any_rendering(share: str,
+                                                                          tmp_path: Path) -> None:
+    from training import build
+
+    with pytest.raises(SystemExit, match="--works-fraction"):
+        build.main(["--works-fraction", share, "--out", str(tmp_path / "never")])
+    assert not (tmp_path / "never").exists()

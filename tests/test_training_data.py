@@ -16,6 +16,7 @@ from training.dataset import (
     manifest_rows,
     plan,
     works_of,
+    works_subset,
 )
 from training.nomusic import KINDS, make_none
 from training.perform import TEMPO_MAX, TEMPO_MIN, Note, excerpt, humanise, read_midi
@@ -140,6 +141,23 @@ def test_dev_split_is_whole_train_works_of_every_style() -> None:
     dev_clips = plan("dev", minutes_per_class=5, clip_s=30, seed=0)
     assert {c["genre"] for c in dev_clips} == set(LABELS)
     assert not {c["work"] for c in dev_clips} & works_of("train")
+
+
+def test_works_subset_keeps_whole_works_nested_and_all_no_music() -> None:
+    """Learning-curve subsets: a work is in or out with all its windows, a smaller share keeps
+    a subset of a larger one's works, and no-music windows are never dropped."""
+    meta = [{"genre": "classical", "work": f"w{i}"} for i in range(400) for _ in range(3)]
+    meta += [{"genre": "none", "work": f"none:room:{i}"} for i in range(50)]
+    kept = {}
+    for f in (0.25, 0.5, 1.0):
+        mask = works_subset(meta, f)
+        assert mask[-50:].all()
+        music = mask[:-50].reshape(400, 3)
+        assert (music == music[:, :1]).all()              # whole works
+        kept[f] = set(np.flatnonzero(music[:, 0]))
+    assert kept[0.25] <= kept[0.5] <= kept[1.0] and len(kept[1.0]) == 400
+    # a hash share: binomial(400, f), so within 5 sd of f * 400
+    assert abs(len(kept[0.5]) - 200) < 50 and abs(len(kept[0.25]) - 100) < 44
 
 
 @needs_data

@@ -118,6 +118,8 @@ def device_name(device: str) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse_args(argv)
+    if not 0.0 < a.works_fraction <= 1.0:
+        raise SystemExit("--works-fraction wants a share above 0 and at most 1")
     from training.export import export_bundle  # torch is imported only when building
     from training.train import train
 
@@ -138,8 +140,6 @@ def main(argv: list[str] | None = None) -> dict:
                                minutes_per_class=a.minutes_per_class, clip_s=a.clip_s,
                                window_s=a.window_s, verbose=True, workers=a.workers)
     print(f"[build] train windows in {time.monotonic() - t_r:.0f} s", flush=True)
-    if not 0.0 < a.works_fraction <= 1.0:
-        raise SystemExit("--works-fraction wants a share above 0 and at most 1")
     if a.works_fraction < 1.0:
         keep = works_subset(mt, a.works_fraction)
         xt, yt, mt = xt[keep], yt[keep], [m for m, k in zip(mt, keep, strict=True) if k]
