@@ -21,8 +21,10 @@ held out), a learning-rate schedule that anneals over the time budget, and the l
 (val only reports). Val is the same 8 min/class of 30 s excerpts as genre-1.0's, so the
 numbers compare. genre-1.1 (kept) is the same without ``--splice`` and with a 4500 s budget
 (docs/experiments/genre-1.4.md says why genre-1.3 replaced it). genre-1.5 (not kept) was
-genre-1.3's recipe at 400 min/class (docs/experiments/genre-1.5.md); genre-1.6 and 1.7 (not
-kept) were genre-1.3's recipe plus ``--mixup 0.5`` and ``--register`` (docs/experiments/).
+genre-1.3's recipe at 400 min/class (docs/experiments/genre-1.5.md); genre-1.6, 1.7 and 1.8
+(not kept) were genre-1.3's recipe plus ``--mixup 0.5``, ``--register`` and
+``--widths 32,64,192,384`` (docs/experiments/); ``--works-fraction`` trains on a share of the
+works for learning curves (docs/experiments/works-curve.md).
 genre-1.0 (kept for comparison) was genre-1.1's recipe at 100 min/class and a 2040 s budget,
 before the dev split existed.
 """
