@@ -5,7 +5,8 @@
 
 A fixed sample (``--seed``, default 0) of the training windows of a plan (by default the
 shipped recipe's 200 min/class of 15 s excerpts, read from the window cache or rendered),
-clean: no augmentation, no splicing. Each bundle's model scores them in ONNX Runtime, through
+clean: no augmentation, no splicing; for an engine built with ``--works-fraction``, only
+the windows of its own works. Each bundle's model scores them in ONNX Runtime, through
 the box's own loader and engine. Read the figure next to the same engine's dev accuracy
 (``training.tune_listener``): both low and close together means the network is too small
 for the task or the windows are as ambiguous as that; a high fit over a low dev figure means
@@ -21,7 +22,7 @@ import numpy as np
 
 from appliance.listen.bundle import load_bundle
 from appliance.listen.engine import OnnxEngine
-from training.dataset import LABELS, build_windows
+from training.dataset import LABELS, build_windows, works_subset
 
 
 def fit(engine: OnnxEngine, x: np.ndarray, y: np.ndarray, batch: int = 256) -> dict:
@@ -46,18 +47,23 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
 
-    xt, yt, _ = build_windows("train", quick=False, seed=0,
-                              minutes_per_class=a.minutes_per_class, clip_s=a.clip_s)
+    xt, yt, mt = build_windows("train", quick=False, seed=0,
+                               minutes_per_class=a.minutes_per_class, clip_s=a.clip_s)
     idx = np.sort(np.random.default_rng(a.seed).choice(len(yt), min(a.windows, len(yt)),
                                                        replace=False))
-    x, y = np.ascontiguousarray(xt[idx]), yt[idx]
-    del xt
+    x, y, meta = np.ascontiguousarray(xt[idx]), yt[idx], [mt[i] for i in idx]
+    del xt, mt
     print(f"{len(y)} training windows, per label {np.bincount(y, minlength=len(LABELS))}")
     for path in a.bundles:
-        engine = OnnxEngine(load_bundle(path), precision=a.precision, threads=a.threads)
-        r = fit(engine, x, y)
+        bundle = load_bundle(path)
+        engine = OnnxEngine(bundle, precision=a.precision, threads=a.threads)
+        # an engine trained on a share of the works (--works-fraction) is scored on those only
+        share = bundle.manifest.get("training_data", {}).get("works_fraction", 1.0)
+        mine = works_subset(meta, share) if share < 1.0 else np.ones(len(y), dtype=bool)
+        r = fit(engine, x[mine], y[mine])
         recall = ", ".join(f"{k} {v:.3f}" for k, v in r["recall"].items())
-        print(f"{path}: fit {r['accuracy']:.3f} ({engine.precision}); recall {recall}")
+        print(f"{path}: fit {r['accuracy']:.3f} on {r['windows']} windows ({engine.precision}); "
+              f"recall {recall}")
 
 
 if __name__ == "__main__":
