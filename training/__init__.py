@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -16,3 +17,9 @@ def _shared_data() -> Path:
 
 
 DATA = _shared_data()
+
+
+def hash_share(text: str) -> float:
+    """A share in [0, 1] fixed by ``text`` (SHA-1): splits and subsets by name stay the same
+    on every machine and run, whole works at a time."""
+    return int(hashlib.sha1(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF

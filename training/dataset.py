@@ -30,7 +30,7 @@ from typing import IO
 import numpy as np
 
 from appliance.listen.frontend import FrontEnd, log_mel
-from training import DATA, jazz
+from training import DATA, hash_share, jazz
 from training.nomusic import KINDS as NONE_KINDS
 from training.nomusic import make_none
 from training.perform import excerpt, humanise, read_midi
@@ -69,7 +69,7 @@ def work_split(work: str, manifest_split: str) -> str:
     if manifest_split != "train":
         return manifest_split
     # salted: the manifest's own val split already took the works whose plain hash is low
-    h = int(hashlib.sha1(f"dev:{work}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    h = hash_share(f"dev:{work}")
     return "dev" if h < DEV_FRACTION else "train"
 
 
@@ -289,10 +289,7 @@ def works_subset(meta: list[dict], fraction: float) -> np.ndarray:
     no-music window is kept). Work keys are hashed with their own salt, so the subsets are
     nested (a smaller fraction keeps a subset of a larger one's works) and unrelated to the
     dev and val splits. For learning curves over the number of distinct works."""
-    def share(work: str) -> float:
-        return int(hashlib.sha1(f"subset:{work}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-
-    keep = {w: share(w) < fraction for w in {m["work"] for m in meta}}
+    keep = {w: hash_share(f"subset:{w}") < fraction for w in {m["work"] for m in meta}}
     return np.array([m["genre"] == "none" or keep[m["work"]] for m in meta], dtype=bool)
 
 

@@ -13,7 +13,6 @@ it and its chart — sits on one side only.
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 import subprocess
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from training import DATA
+from training import DATA, hash_share
 from training.perform import Note, Performance, humanise
 
 SOLOS = DATA / "jazz_solos"
@@ -50,7 +49,7 @@ def norm_title(title: str) -> str:
 
 def title_split(title: str) -> str:
     """'train', 'dev' or 'val', deterministically from the normalised title."""
-    h = int(hashlib.sha1(norm_title(title).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+    h = hash_share(norm_title(title))
     if h < VAL_FRACTION:
         return "val"
     return "dev" if h < VAL_FRACTION + DEV_FRACTION else "train"
