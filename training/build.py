@@ -145,7 +145,8 @@ def main(argv: list[str] | None = None) -> dict:
     if a.works_fraction < 1.0:
         keep = works_subset(mt, a.works_fraction)
         xt, yt, mt = xt[keep], yt[keep], [m for m, k in zip(mt, keep, strict=True) if k]
-        works = {g: len({m["work"] for m in mt if m["genre"] == g}) for g in LABELS[:-1]}
+        works = {g: len({m["work"] for m in mt if m["genre"] == g})
+                 for g in LABELS if g != "none"}
         print(f"[build] --works-fraction {a.works_fraction:g}: works kept {works}", flush=True)
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
                                clip_s=a.val_clip_s or a.clip_s, window_s=a.window_s,

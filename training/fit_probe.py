@@ -23,16 +23,15 @@ import numpy as np
 from appliance.listen.bundle import load_bundle
 from appliance.listen.engine import OnnxEngine
 from training.dataset import LABELS, build_windows, works_subset
+from training.evaluate import confusion, per_class_table, run_engine
 
 
 def fit(engine: OnnxEngine, x: np.ndarray, y: np.ndarray, batch: int = 256) -> dict:
     """Accuracy over all labels and recall per label of ``engine`` on windows ``x``."""
-    pred = np.concatenate([
-        engine.infer(x[i:i + batch, None].astype(np.float32))[0].argmax(1)
-        for i in range(0, len(x), batch)])
-    per = {lab: round(float((pred[y == k] == k).mean()), 3)
-           for k, lab in enumerate(LABELS) if (y == k).any()}
-    return {"accuracy": round(float((pred == y).mean()), 4), "recall": per, "windows": len(y)}
+    pred = run_engine(engine, x, batch).argmax(1)
+    table = per_class_table(confusion(y, pred, len(LABELS)), LABELS)
+    recall = {lab: round(row["recall"], 3) for lab, row in table.items() if row["support"]}
+    return {"accuracy": round(float((pred == y).mean()), 4), "recall": recall, "windows": len(y)}
 
 
 def main(argv: list[str] | None = None) -> None:
