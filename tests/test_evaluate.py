@@ -1,4 +1,5 @@
-"""training.evaluate's measuring tools on synthetic inputs (fast; no engine, no rendering)."""
+"""training.evaluate's and training.metrics' measuring tools on synthetic inputs (fast; no engine,
+no rendering)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import numpy as np
 import pytest
 
 from training import evaluate as ev
+from training.metrics import change_delays, ece, first_named, spurious_changes
 
 
 def test_ece_of_a_calibrated_predictor_is_near_zero():
     rng = np.random.default_rng(0)
     conf = rng.uniform(0.2, 1.0, 200_000)
     correct = rng.random(conf.shape) < conf  # right exactly as often as it claims
-    e, bins = ev.ece(conf, correct)
+    e, bins = ece(conf, correct)
     assert e < 0.01
     assert len(bins) == 15
     assert sum(b["n"] for b in bins) == len(conf)
@@ -22,7 +24,7 @@ def test_ece_of_an_overconfident_predictor_is_large():
     rng = np.random.default_rng(1)
     conf = rng.uniform(0.9, 1.0, 50_000)  # claims ~95 %
     correct = rng.random(conf.shape) < 0.6  # is right 60 % of the time
-    e, _ = ev.ece(conf, correct)
+    e, _ = ece(conf, correct)
     assert e == pytest.approx(0.35, abs=0.02)
 
 
@@ -41,19 +43,19 @@ def test_change_delay_of_a_known_change():
         return "baroque" if t < 52.5 else "jazz"
 
     s = _stream(0.5, 100.0, g)
-    d = ev.change_delays(s, segs)
+    d = change_delays(s, segs)
     assert len(d) == 1
     assert d[0]["delay"] == pytest.approx(2.5)
-    assert ev.first_named(s, 3.0, "baroque") == {"any": pytest.approx(1.5),
-                                                 "correct": pytest.approx(1.5)}
-    assert ev.spurious_changes(s, segs) == (0, pytest.approx((50 - 4.5) + (100 - 52.5)))
+    assert first_named(s, 3.0, "baroque") == {"any": pytest.approx(1.5),
+                                              "correct": pytest.approx(1.5)}
+    assert spurious_changes(s, segs) == (0, pytest.approx((50 - 4.5) + (100 - 52.5)))
 
 
 def test_a_change_never_named_is_missed_and_censored():
     segs = [{"genre": "ragtime", "t0": 3.0, "t1": 40.0},
             {"genre": "classical", "t0": 40.0, "t1": 90.0}]
     s = _stream(0.5, 90.0, lambda t: "ragtime")
-    d = ev.change_delays(s, segs)
+    d = change_delays(s, segs)
     assert d[0]["delay"] is None and d[0]["censored_delay"] == pytest.approx(50.0)
 
 
@@ -65,7 +67,7 @@ def test_spurious_changes_are_counted_after_the_style_is_named():
             return "none" if t >= 40 else "classical"
         return "ragtime" if 20 <= t < 22 else "jazz"
 
-    n, steady = ev.spurious_changes(_stream(0.5, 60.0, g), segs)
+    n, steady = spurious_changes(_stream(0.5, 60.0, g), segs)
     assert n == 4  # jazz->ragtime, ragtime->jazz, jazz->none, none->jazz
     assert steady == pytest.approx(55.0)
 
@@ -111,8 +113,8 @@ def test_a_brief_flicker_counts_only_without_a_hold():
         return "jazz" if t == 51.0 or t >= 54.0 else "baroque"
 
     s = _stream(0.5, 100.0, g)
-    assert ev.change_delays(s, segs)[0]["delay"] == pytest.approx(1.0)
-    assert ev.change_delays(s, segs, hold_s=5.0)[0]["delay"] == pytest.approx(4.0)
+    assert change_delays(s, segs)[0]["delay"] == pytest.approx(1.0)
+    assert change_delays(s, segs, hold_s=5.0)[0]["delay"] == pytest.approx(4.0)
 
 
 def test_a_changed_performance_is_transposed_on_the_keyboard_and_retimed():
@@ -147,7 +149,7 @@ def test_fit_probe_counts_right_answers_and_recall_per_label(band_bundle):
     """The band bundle names label k for energy in mel band k, so every answer is known."""
     from appliance.listen.bundle import load_bundle
     from appliance.listen.engine import OnnxEngine
-    from training.fit_probe import fit
+    from training.experiments.fit_probe import fit
 
     bundle = load_bundle(band_bundle)
     engine = OnnxEngine(bundle, precision="fp32")

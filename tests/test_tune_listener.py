@@ -11,7 +11,7 @@ from appliance.listen.engine import OnnxEngine
 from appliance.listen.frontend import log_mel
 from appliance.listen.listener import Smoothing
 from tests.conftest import band_tone_hz
-from training.evaluate import change_delays, spurious_changes
+from training.metrics import change_delays, spurious_changes
 from training.tune_listener import (
     _Recorder,
     _Replay,

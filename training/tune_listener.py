@@ -33,14 +33,8 @@ import appliance.listen.listener as listener_module
 from appliance.listen.bundle import load_bundle, write_manifest
 from appliance.listen.engine import OnnxEngine
 from appliance.listen.listener import Listener, Smoothing
-from training.evaluate import (
-    change_delays,
-    first_named,
-    medley_plan,
-    pct,
-    render_medley,
-    spurious_changes,
-)
+from training.evaluate import medley_plan, render_medley
+from training.metrics import change_delays, first_named, pct, spurious_changes
 
 TAUS = (1.0, 1.5, 2.0, 3.0)
 MARGINS = (0.1, 0.2, 0.3)

@@ -1,7 +1,8 @@
 """Experiment: does a learned head over the last K engine outputs read styles better than the
 listener's hand-set smoothing? (not shipped)
 
-    python -m training.temporal_probe engines/genre-1.3 [--context 32] [--epochs 15] [--seed 0]
+    python -m training.experiments.temporal_probe engines/genre-1.3 [--context 32] [--epochs 15]
+        [--seed 0]
 
 The head sees the engine's outputs (96-d embedding and log-probabilities) for the last
 ``--context`` hops and names one of the four styles; ``none`` stays the engine's own, so the

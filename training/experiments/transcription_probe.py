@@ -2,8 +2,8 @@
 
     pip download --no-deps basic-pitch==0.4.0 -d /tmp/bp        # the wheel carries nmp.onnx
     unzip /tmp/bp/basic_pitch-0.4.0-*.whl 'basic_pitch/saved_models/*' -d /tmp/bpx
-    python -m training.transcription_probe probe --nmp /tmp/bpx/.../nmp.onnx   # ~35 min
-    python -m training.transcription_probe full --nmp /tmp/bpx/.../nmp.onnx    # ~75 min
+    python -m training.experiments.transcription_probe probe --nmp /tmp/bpx/.../nmp.onnx  # ~35 min
+    python -m training.experiments.transcription_probe full --nmp /tmp/bpx/.../nmp.onnx   # ~75 min
 
 The input is basic-pitch's note posteriors (Spotify, Apache-2.0; trained on real recordings),
 88 keys at 86 frames/s, max-pooled to 43 frames/s and taken as ``ln(p + 1e-3)``: a 3 s

@@ -1,7 +1,7 @@
 """How well engines fit their own training windows, to tell "too small" from "memorises".
 
-    python -m training.fit_probe engines/genre-1.3 [engines/genre-1.8 ...] [--windows 6000]
-                                 [--minutes-per-class 200] [--clip-s 15] [--precision fp32]
+    python -m training.experiments.fit_probe engines/genre-1.3 [engines/genre-1.8 ...]
+        [--windows 6000] [--minutes-per-class 200] [--clip-s 15] [--precision fp32]
 
 A fixed sample (``--seed``, default 0) of the training windows of a plan (by default the
 shipped recipe's 200 min/class of 15 s excerpts, read from the window cache or rendered),
@@ -23,7 +23,8 @@ import numpy as np
 from appliance.listen.bundle import load_bundle
 from appliance.listen.engine import OnnxEngine
 from training.dataset import LABELS, build_windows, works_subset
-from training.evaluate import confusion, per_class_table, run_engine
+from training.evaluate import run_engine
+from training.metrics import confusion, per_class_table
 
 
 def fit(engine: OnnxEngine, x: np.ndarray, y: np.ndarray, batch: int = 256) -> dict:
@@ -35,7 +36,8 @@ def fit(engine: OnnxEngine, x: np.ndarray, y: np.ndarray, batch: int = 256) -> d
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m training.fit_probe", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m training.experiments.fit_probe",
+                                 description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("bundles", nargs="+", type=Path)
     ap.add_argument("--windows", type=int, default=6000)
