@@ -31,7 +31,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 # tools the tests and the training recipe use (fluidsynth + piano soundfonts, mma, sox, espeak-ng).
 RUNTIME_PKGS=(python3-venv python3-dev gcc pkg-config libasound2-dev alsa-utils libsystemd-dev)
 DEV_PKGS=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
-          mma sox espeak-ng)
+          mma sox espeak-ng timidity freepats)
 
 apt_install() {
   local missing=()
