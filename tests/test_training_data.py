@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training import DATA, jazz
+from training import DATA, corpus, jazz
 from training.dataset import (
     LABELS,
     build_windows,
@@ -111,33 +111,16 @@ def test_rendered_audio_is_16k_mono_float32_not_silent() -> None:
 
 
 @needs_data
-def test_plan_keeps_val_and_dev_pieces_out_of_train() -> None:
-    rows = manifest_rows()
-    held = {r["work"] for r in rows if r["split"] in ("val", "dev")}
-    held_paths = {r["path"] for r in rows if r["split"] in ("val", "dev")}
+def test_plan_keeps_val_and_dev_works_out_of_train() -> None:
+    held = works_of("val") | works_of("dev")
+    held_pieces = {p.rel for p in corpus.pieces() if p.split in ("val", "dev")}
     clips = plan("train", minutes_per_class=20, clip_s=30, seed=0)
     assert {c["genre"] for c in clips} == set(LABELS)
+    assert {c["piece"] for c in clips} & {p.rel for p in corpus.pieces()}, "pieces not named by rel"
     for c in clips:
-        assert c["piece"] not in held_paths and c["work"] not in held
-        if c["genre"] == "jazz":
+        assert c["piece"] not in held_pieces and c["work"] not in held
+        if c["genre"] == "jazz" and "item" in c:
             assert jazz.title_split(c["item"]["title"]) == "train"
-
-
-@needs_data
-def test_dev_split_is_whole_train_works_of_every_style() -> None:
-    """Dev is carved from the manifest's train works only (val untouched), whole works at a
-    time, and every style has some, or the listener could not be tuned on it."""
-    rows = manifest_rows()
-    assert all(r["manifest_split"] == "val" for r in rows if r["split"] == "val")
-    assert all(r["manifest_split"] == "train" for r in rows if r["split"] == "dev")
-    split_of_work: dict[str, set] = {}
-    for r in rows:
-        split_of_work.setdefault(r["work"], set()).add(r["split"])
-    assert all(len(s) == 1 for s in split_of_work.values())
-    for genre in ("baroque", "classical", "ragtime"):
-        works = {r["work"] for r in rows if r["genre"] == genre and r["manifest_split"] == "train"}
-        dev = {r["work"] for r in rows if r["genre"] == genre and r["split"] == "dev"}
-        assert 0 < len(dev) < 0.35 * len(works)
     dev_clips = plan("dev", minutes_per_class=5, clip_s=30, seed=0)
     assert {c["genre"] for c in dev_clips} == set(LABELS)
     assert not {c["work"] for c in dev_clips} & works_of("train")
@@ -167,8 +150,7 @@ def test_no_val_piece_in_train_windows() -> None:
     _, _, vmeta = build_windows("val", quick=True, seed=0)
     assert x.dtype == np.float32 and y.dtype == np.int64 and len(x) == len(y) == len(meta)
     assert set(np.unique(y)) == set(range(len(LABELS)))
-    rows = manifest_rows()
-    val_works = {r["work"] for r in rows if r["split"] == "val"}
+    val_works = works_of("val")
     train_works = {m["work"] for m in meta}
     assert not train_works & val_works
     assert not train_works & {m["work"] for m in vmeta}

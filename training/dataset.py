@@ -24,16 +24,17 @@ import os
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
 from appliance.listen.frontend import FrontEnd, log_mel
-from training import DATA, hash_share, jazz
+from training import DATA, corpus, hash_share, jazz, perform
 from training.nomusic import KINDS as NONE_KINDS
 from training.nomusic import make_none
-from training.perform import excerpt, humanise, read_midi
+from training.perform import Note, Performance, excerpt, humanise, read_midi
 from training.render import RATE, TIMBRES, render_clip, timbre
 
 LABELS: list[str] = ["baroque", "classical", "ragtime", "jazz", "none"]
@@ -45,11 +46,15 @@ VAL_HOP_S = 1.0
 MIDI = DATA / "midi"
 # rendered audio and windows; TRAINING_CACHE moves it (e.g. a fresh folder for a cold CI run)
 CACHE = Path(os.environ.get("TRAINING_CACHE", Path(__file__).resolve().parent / "cache"))
-PEDAL = {"baroque": 0.15, "classical": 0.55, "ragtime": 0.45}
-SCORE_GENRES = ("baroque", "classical", "ragtime")
+SCORE_GENRES = corpus.SCORE_GENRES
 CACHE_VERSION = 2  # bump when rendering or augmentation changes
-DEV_FRACTION = 0.15  # share of the manifest's train works held out as the dev split
 SPLITS = ("train", "dev", "val")
+
+# The sampler (``plan``): distinct works grow, minutes stay within budget.
+PER_WORK = 6           # excerpts one work may give a split's plan, at most
+SECOND_WEIGHT = 0.5    # chamber/orchestral/chorale works: this share of a keyboard work's turns
+PERFORMANCE_WEIGHT = 2.0  # within a work, a human performance is picked this much more often
+PIANIST_SHARE = 0.7    # jazz: share of the class played by the jazz pianist (the rest generated)
 
 JAZZ_LICENSE = ("Weimar Jazz Database 1.2 (jazzomat/raw_data; ODbL per the Jazzomat project, "
                 "research use; cite Pfleiderer et al., Inside the Jazzomat, 2017) for solo "
@@ -63,69 +68,135 @@ def _seed(*parts: object) -> int:
     return zlib.crc32("|".join(map(str, parts)).encode()) & 0x7FFFFFFF
 
 
-def work_split(work: str, manifest_split: str) -> str:
-    """The split a manifest work belongs to: val stays val; train works whose name hashes
-    below DEV_FRACTION become dev (a whole work at a time, like the manifest's own split)."""
-    if manifest_split != "train":
-        return manifest_split
-    # salted: the manifest's own val split already took the works whose plain hash is low
-    h = hash_share(f"dev:{work}")
-    return "dev" if h < DEV_FRACTION else "train"
-
-
 def manifest_rows() -> list[dict]:
-    """manifest.csv joined with provenance.csv's work key; ``split`` is train/dev/val
-    (``manifest_split`` keeps the file's own train/val)."""
+    """``midi/manifest.csv`` joined with provenance.csv's work key; ``split`` is the work's
+    train/dev/val over both corpora (``training.corpus``), ``manifest_split`` the file's own.
+    Reserved works are left out."""
+    by_rel = {p.rel: p for p in corpus.pieces(DATA)}
     work: dict[str, str] = {}
     with open(MIDI / "provenance.csv", newline="") as f:
         for r in csv.DictReader(f):
             work[r["path"]] = r["work"]
     with open(MIDI / "manifest.csv", newline="") as f:
         rows = list(csv.DictReader(f))
+    out = []
     for r in rows:
+        p = by_rel.get(f"midi/{r['path']}")
+        if p is None:
+            continue
         r["work"] = work.get(r["path"], r["path"])
         r["duration_s"] = float(r["duration_s"])
         r["manifest_split"] = r["split"]
-        r["split"] = work_split(r["work"], r["split"])
-    return rows
+        r["split"] = p.split
+        out.append(r)
+    return out
 
 
-def plan(split: str, *, minutes_per_class: float, clip_s: float, seed: int) -> list[dict]:
-    """Clips for ``split``: per class, add clips until ``minutes_per_class`` is reached."""
+def _music_pool(split: str, genre: str) -> dict[str, list[corpus.Piece]]:
+    """Pieces of ``genre`` in ``split`` by canonical work (scores, performances, the jazz
+    pianist's files; the one weakly labelled jazz score of ``midi/`` is left out)."""
+    works: dict[str, list[corpus.Piece]] = defaultdict(list)
+    for p in corpus.pieces(DATA):
+        if p.split == split and p.genre == genre and not (genre == "jazz" and p.kind == "score"):
+            works[p.work].append(p)
+    return works
+
+
+def sample_works(works: dict[str, list[corpus.Piece]], target_s: float, clip_s: float,
+                 rng: np.random.Generator, *, per_work: int = PER_WORK,
+                 second_weight: float = SECOND_WEIGHT) -> list[tuple[corpus.Piece, float, float]]:
+    """(piece, start, length) excerpts, round-robin over the works in a random order until
+    ``target_s`` seconds: every work gives one excerpt per round, at most ``per_work`` in all.
+    A second-class work takes a round only with chance ``second_weight`` and at most
+    ``ceil(per_work * second_weight)`` excerpts. Within a work, a piece is drawn by length, a
+    human performance ``PERFORMANCE_WEIGHT`` times as often."""
+    names = sorted(works)
+    order = [names[i] for i in rng.permutation(len(names))]
+    taken: dict[str, int] = defaultdict(int)
+    out: list[tuple[corpus.Piece, float, float]] = []
+    total = 0.0
+    cap_second = int(np.ceil(per_work * second_weight))
+    while total < target_s:
+        progressed = False
+        for w in order:
+            if total >= target_s:
+                break
+            ps = works[w]
+            second = all(p.tier == "second" for p in ps)
+            cap = cap_second if second else per_work
+            if taken[w] >= cap or (second and rng.random() >= second_weight):
+                continue
+            weight = np.array([p.duration_s * (PERFORMANCE_WEIGHT if p.kind == "performance"
+                                               else 1.0) for p in ps])
+            p = ps[int(rng.choice(len(ps), p=weight / weight.sum()))]
+            length = min(clip_s, p.duration_s)
+            start = float(rng.uniform(0.0, max(0.0, p.duration_s - length)))
+            out.append((p, round(start, 2), length))
+            taken[w] += 1
+            total += length
+            progressed = True
+        if not progressed and all(
+                taken[w] >= (cap_second if all(p.tier == "second" for p in works[w])
+                             else per_work) for w in order):
+            break
+    return out
+
+
+def plan(split: str, *, minutes_per_class: float, clip_s: float, seed: int,
+         per_work: int = PER_WORK, second_weight: float = SECOND_WEIGHT,
+         pianist_share: float = PIANIST_SHARE) -> list[dict]:
+    """Clips for ``split``, sampled by work (``sample_works``): per style up to
+    ``minutes_per_class`` of excerpts, no work more than ``per_work`` times; jazz is
+    ``pianist_share`` the jazz pianist and the rest generated (horn solos or lines over
+    ``mma`` comping); no-music clips fill their minutes as before."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     target = minutes_per_class * 60.0
     clips: list[dict] = []
-    rows = manifest_rows()
+
+    def add(p: corpus.Piece, start: float, length: float, k: int, gi: int) -> None:
+        clips.append({"genre": p.genre, "split": split,
+                      "source": p.kind if p.genre != "jazz" else "pianist",
+                      "piece": p.rel, "work": p.work, "license": p.license,
+                      "tier": p.tier, "start": start, "length": length,
+                      "timbre": TIMBRES[(k + gi) % len(TIMBRES)].name,
+                      "seed": _seed(seed, split, p.rel, k)})
+
     for gi, genre in enumerate(SCORE_GENRES):
-        pieces = [r for r in rows if r["genre"] == genre and r["split"] == split]
         rng = np.random.default_rng(_seed(seed, split, genre))
-        order = list(rng.permutation(len(pieces)))
-        total, k = 0.0, 0
-        while total < target and pieces:
-            r = pieces[order[k % len(order)]]
-            length = min(clip_s, r["duration_s"])
-            start = float(rng.uniform(0.0, max(0.0, r["duration_s"] - length)))
-            clips.append({"genre": genre, "split": split, "source": "midi", "piece": r["path"],
-                          "work": r["work"], "license": r["license"], "start": round(start, 2),
-                          "length": length, "timbre": TIMBRES[(k + gi) % len(TIMBRES)].name,
-                          "seed": _seed(seed, split, r["path"], k)})
-            total += length
-            k += 1
+        picks = sample_works(_music_pool(split, genre), target, clip_s, rng, per_work=per_work,
+                             second_weight=second_weight)
+        for k, (p, start, length) in enumerate(picks):
+            add(p, start, length, k, gi)
+    rng = np.random.default_rng(_seed(seed, split, "jazz-pianist"))
+    picks = sample_works(_music_pool(split, "jazz"), target * pianist_share, clip_s, rng,
+                         per_work=per_work, second_weight=second_weight)
+    for k, (p, start, length) in enumerate(picks):
+        add(p, start, length, k, 3)
+    pianist_s = sum(length for _, _, length in picks)
+    taken: dict[str, int] = defaultdict(int)
+    for p, _, _ in picks:
+        taken[p.work] += 1
     items = jazz.jazz_items(split)
     rng = np.random.default_rng(_seed(seed, split, "jazz"))
     solos = [items[i] for i in rng.permutation(len(items)) if items[i]["kind"] == "solo"]
     lines = [items[i] for i in rng.permutation(len(items)) if items[i]["kind"] == "line"]
-    total, k, si, li = 0.0, 0, 0, 0
-    while total < target and (solos or lines):
+    total, k, si, li, misses = pianist_s, 0, 0, 0, 0
+    while total < target and (solos or lines) and misses < len(solos) + len(lines):
         if solos and (rng.random() < 0.65 or not lines):
             it, si = solos[si % len(solos)], si + 1
         else:
             it, li = lines[li % len(lines)], li + 1
+        work = corpus.jazz_key(it["title"])
+        if taken[work] >= per_work:  # the tune has given all it may
+            misses += 1
+            continue
+        misses = 0
+        taken[work] += 1
         clips.append({"genre": "jazz", "split": split, "source": f"jazz-{it['kind']}",
                       "piece": it.get("path") or it["chart"], "item": it,
-                      "work": "jazz:" + jazz.norm_title(it["title"]), "license": "jazz",
-                      "length": clip_s, "timbre": TIMBRES[k % len(TIMBRES)].name,
+                      "work": work, "license": "jazz", "tier": "keyboard", "length": clip_s,
+                      "timbre": TIMBRES[k % len(TIMBRES)].name,
                       "seed": _seed(seed, split, "jazz", k)})
         total += clip_s
         k += 1
@@ -160,14 +231,50 @@ def cache_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def replay(perf: Performance, start: float, length: float, seed: int) -> Performance:
+    """An excerpt of a human performance as it was played (timing, dynamics, pedal), with a
+    small change of tempo (±4 %) and of touch (a velocity curve), so one recording does not
+    give the same audio twice."""
+    rng = np.random.default_rng(seed)
+    speed = float(rng.uniform(0.96, 1.04))
+    gamma = float(rng.uniform(0.85, 1.15))
+    notes = []
+    for n in excerpt(perf.notes, start, length):
+        v = int(np.clip(round(127 * (n.velocity / 127) ** gamma), 1, 127))
+        notes.append(Note(n.pitch, n.start / speed, n.end / speed, v))
+    pedal = [((t - start) / speed, v) for t, v in perf.pedal if start <= t < start + length + 2]
+    down = [v for t, v in perf.pedal if t < start]
+    if down and down[-1] >= 64:  # the pedal was already down when the excerpt begins
+        pedal.insert(0, (0.0, down[-1]))
+    return Performance(notes, pedal, speed, speed, speed)
+
+
+@lru_cache(maxsize=32)
+def _performance(path: str) -> Performance:
+    """A recorded performance, parsed once per process (a file gives several excerpts and
+    parsing one with its pedal events takes longer than rendering an excerpt)."""
+    return perform.read_performance(path)
+
+
+def perform_excerpt(clip: dict) -> Performance:
+    """The performance a planned piece excerpt is rendered from. Scores are humanised (the
+    same pedal chance for every style); human performances and the jazz pianist keep their
+    own timing, dynamics and pedal, with a small change of tempo and touch."""
+    path = DATA / clip["piece"]
+    if clip["source"] == "score":
+        notes = excerpt(read_midi(path), clip["start"], clip["length"])
+        return humanise(notes, clip["seed"])  # pedal: perform.PEDAL_USE, whatever the style
+    perf = _performance(str(path))
+    return replay(perf, clip["start"], clip["length"], clip["seed"])
+
+
 def render_planned(clip: dict) -> np.ndarray:
     """Audio of one planned clip (16 kHz mono float32), cached on disk."""
     path = CACHE / "audio" / f"{_key(clip)}.npy"
     if path.exists():
         return np.load(path).astype(np.float32)
-    if clip["source"] == "midi":
-        notes = excerpt(read_midi(MIDI / clip["piece"]), clip["start"], clip["length"])
-        perf = humanise(notes, clip["seed"], pedal=PEDAL[clip["genre"]])
+    if clip["source"] in ("score", "performance", "pianist"):
+        perf = perform_excerpt(clip)
         x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7)
     elif clip["source"].startswith("jazz"):
         perf, info = jazz.jazz_performance(clip["item"], clip["seed"], length_s=clip["length"],
@@ -198,6 +305,7 @@ def prerender(clips: list[dict], workers: int, *, verbose: bool = False) -> None
     Each clip carries its own seed, so the audio is the same whatever the worker count.
     """
     todo = [c for c in clips if not (CACHE / "audio" / f"{_key(c)}.npy").exists()]
+    todo.sort(key=lambda c: str(c.get("piece", "")))  # a worker's chunk shares parsed pieces
     if workers <= 1 or len(todo) < 2:
         return
     import multiprocessing as mp
@@ -229,13 +337,14 @@ def clip_windows(x: np.ndarray, fe: FrontEnd, *, hop_s: float, music: bool,
 
 def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: float | None = None,
                   hop_s: float | None = None, clip_s: float | None = None,
-                  window_s: float = WINDOW_S, verbose: bool = False, workers: int = 1
-                  ) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+                  window_s: float = WINDOW_S, verbose: bool = False, workers: int = 1,
+                  sampling: dict | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
     """Windows of ``split``: X float32 (N, n_mels, n_frames), y int64 (N,), per-window meta.
 
     ``quick``: a couple of short clips per class (CI-sized). Otherwise ``minutes_per_class``
     (default 8 for train, a third of that for val) of clips of ``clip_s`` seconds.
-    ``workers`` > 1 renders uncached clips in that many processes first.
+    ``workers`` > 1 renders uncached clips in that many processes first. ``sampling``: keyword
+    arguments for ``plan`` (``per_work``, ``second_weight``, ``pianist_share``).
     """
     fe = FrontEnd()
     if quick:
@@ -247,7 +356,7 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
             mpc = mpc / 3
         clip_s = clip_s or 30.0
     hop_s = hop_s or (TRAIN_HOP_S if split == "train" else VAL_HOP_S)
-    clips = plan(split, minutes_per_class=mpc, clip_s=clip_s, seed=seed)
+    clips = plan(split, minutes_per_class=mpc, clip_s=clip_s, seed=seed, **(sampling or {}))
     spec = {"split": split, "clips": [_key(c) for c in clips], "hop": hop_s,
             "fe": fe.to_dict()}
     if window_s != WINDOW_S:  # 3 s keys predate the option; they stay valid
@@ -275,7 +384,7 @@ def build_windows(split: str, *, quick: bool, seed: int, minutes_per_class: floa
             x_all[len(ys)] = feat
             ys.append(LABELS.index(c["genre"]))
             meta.append({k: c[k] for k in ("genre", "split", "source", "piece", "work",
-                                            "license") if k in c}
+                                            "license", "tier") if k in c}
                         | {"timbre": c.get("timbre", ""), "clip_start": c.get("start", 0.0),
                            "offset": off, "window_s": window_s, "clip": _key(c)})
     x_all = x_all[:len(ys)]
@@ -294,9 +403,10 @@ def works_subset(meta: list[dict], fraction: float) -> np.ndarray:
 
 
 def works_of(split: str) -> set[str]:
-    """Every work a split may draw on (manifest pieces, jazz tunes as ``jazz:<title>``)."""
-    works = {r["work"] for r in manifest_rows() if r["split"] == split}
-    return works | {"jazz:" + jazz.norm_title(it["title"]) for it in jazz.jazz_items(split)}
+    """Every canonical work a split may draw on (both corpora; jazz tunes as ``jazz:<tune>``,
+    charts and horn solos included)."""
+    works = corpus.works(split, data=DATA)
+    return works | {corpus.jazz_key(it["title"]) for it in jazz.jazz_items(split)}
 
 
 def summarise(meta: list[dict], hop_s: float) -> dict:
@@ -321,7 +431,7 @@ def licenses(meta: list[dict]) -> dict[str, object]:
     """Licenses of the material behind these windows (pieces counted per license)."""
     per: dict[str, set] = defaultdict(set)
     for m in meta:
-        if m["genre"] in SCORE_GENRES:
+        if m["source"] in ("score", "performance", "pianist"):
             per[m["license"]].add(m["piece"])
     out: dict[str, object] = {lic: len(p) for lic, p in sorted(per.items())}
     out["jazz"] = JAZZ_LICENSE
@@ -333,5 +443,5 @@ def licenses(meta: list[dict]) -> dict[str, object]:
 
 
 __all__ = ["LABELS", "WINDOW_S", "HOP_S", "RATE", "build_windows", "plan", "summarise",
-           "licenses", "manifest_rows", "works_of", "work_split", "SPLITS", "render_planned",
+           "licenses", "manifest_rows", "works_of", "SPLITS", "render_planned", "sample_works",
            "clip_windows", "prerender"]

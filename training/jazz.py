@@ -24,13 +24,11 @@ from pathlib import Path
 import mido
 import numpy as np
 
-from training import DATA, hash_share
+from training import DATA, corpus
 from training.perform import Note, Performance, humanise
 
 SOLOS = DATA / "jazz_solos"
 CHORDS = DATA / "jazz_chords"
-VAL_FRACTION = 0.15
-DEV_FRACTION = 0.15  # carved from train: tunes the listener, never trains the engine
 
 GROOVES_SLOW = ("Evansish", "Ballad", "MellowJazz", "SlowJazz")
 GROOVES_MID = ("Swing", "JazzCombo", "EasySwing", "Bebop", "ModernJazz")
@@ -47,12 +45,11 @@ def norm_title(title: str) -> str:
     return re.sub(r"[^a-z0-9]", "", t)
 
 
-def title_split(title: str) -> str:
-    """'train', 'dev' or 'val', deterministically from the normalised title."""
-    h = hash_share(norm_title(title))
-    if h < VAL_FRACTION:
-        return "val"
-    return "dev" if h < VAL_FRACTION + DEV_FRACTION else "train"
+def title_split(title: str) -> str | None:
+    """'train', 'dev' or 'val' for a tune, the same for every source that plays it (the jazz
+    pianist's files, charts, horn solos; ``training.corpus.jazz_split``); None when the tune
+    is reserved for the team's evaluation (never used)."""
+    return corpus.jazz_split(title)
 
 
 # --------------------------------------------------------------------------- charts
@@ -392,6 +389,6 @@ def jazz_performance(item: dict, seed: int, *, length_s: float = 45.0,
     info.update(groove=groove, tempo=round(tempo, 1))
     notes = [n for n in rh + lh if n.start < length_s]
     notes.sort(key=lambda n: (n.start, n.pitch))
-    perf = humanise(notes, seed + 1, pedal=0.3, tempo_spread=0.08, jitter_s=0.008,
+    perf = humanise(notes, seed + 1, tempo_spread=0.08, jitter_s=0.008,
                     keep_velocity=0.6)
     return perf, info
