@@ -89,6 +89,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                          "window, with soft labels in the same shares (mixup); default 0")
     ap.add_argument("--register", action="store_true",
                     help="give the network each mel band's position as a second input channel")
+    ap.add_argument("--band-norm", type=float, default=0.0,
+                    help="subtract this share (0-1) of each mel band's mean over the window "
+                         "inside the network: a fixed EQ (piano, mic, room) then cancels; "
+                         "default 0")
+    ap.add_argument("--eq-db", type=float, default=0.0,
+                    help="random smooth EQ curves of up to this many dB on training windows; "
+                         "default 0")
+    ap.add_argument("--per-work", type=int, default=None,
+                    help="excerpts one work may give the training plan, at most "
+                         "(default: training.dataset.PER_WORK)")
+    ap.add_argument("--val-per-work", type=int, default=2,
+                    help="the same bound for val (default 2: as many distinct works as "
+                         "possible)")
+    ap.add_argument("--second-weight", type=float, default=None,
+                    help="chamber/orchestral/chorale works get this share of a keyboard "
+                         "work's excerpts (default: training.dataset.SECOND_WEIGHT)")
+    ap.add_argument("--pianist-share", type=float, default=None,
+                    help="share of the jazz class played by the jazz pianist, the rest "
+                         "generated (default: training.dataset.PIANIST_SHARE)")
     ap.add_argument("--works-fraction", type=float, default=1.0,
                     help="train on this share of the music works only (nested subsets; "
                          "no-music is kept whole): for learning curves; default 1")
@@ -138,9 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
     if val_mpc is None and a.minutes_per_class is not None:
         val_mpc = a.minutes_per_class / 3
     t_r = time.monotonic()
+    sampling = {k: v for k, v in (("per_work", a.per_work), ("second_weight", a.second_weight),
+                                  ("pianist_share", a.pianist_share)) if v is not None}
     xt, yt, mt = build_windows("train", quick=a.quick, seed=a.seed,
                                minutes_per_class=a.minutes_per_class, clip_s=a.clip_s,
-                               window_s=a.window_s, verbose=True, workers=a.workers)
+                               window_s=a.window_s, verbose=True, workers=a.workers,
+                               sampling=sampling)
     print(f"[build] train windows in {time.monotonic() - t_r:.0f} s", flush=True)
     if a.works_fraction < 1.0:
         keep = works_subset(mt, a.works_fraction)
@@ -150,7 +172,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"[build] --works-fraction {a.works_fraction:g}: works kept {works}", flush=True)
     xv, yv, mv = build_windows("val", quick=a.quick, seed=a.seed, minutes_per_class=val_mpc,
                                clip_s=a.val_clip_s or a.clip_s, window_s=a.window_s,
-                               verbose=True, workers=a.workers)
+                               verbose=True, workers=a.workers,
+                               sampling={**sampling, "per_work": a.val_per_work})
     leak = {m["work"] for m in mt} & (works_of("val") | works_of("dev"))
     if leak:
         raise RuntimeError(f"val/dev works found in training windows: {sorted(leak)[:5]}")
@@ -167,7 +190,8 @@ def main(argv: list[str] | None = None) -> dict:
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
                         time_budget_s=budget, widths=widths, keep=a.keep,
                         lr_follows_budget=a.anneal_to_budget, splice_p=a.splice,
-                        mixup_p=a.mixup, register=a.register, device=device)
+                        mixup_p=a.mixup, register=a.register, band_norm=a.band_norm,
+                        eq_db=a.eq_db, device=device)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -202,6 +226,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "splice": a.splice,
                      "mixup": a.mixup,
                      "register": a.register,
+                     "band_norm": a.band_norm,
+                     "eq_db": a.eq_db,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine(), "device": device_name(device)},

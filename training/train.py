@@ -4,6 +4,9 @@ Augmentation happens on the fly in feature (log-mel) space, per batch:
 
 * gain offset + spectral tilt — a different mic / preamp / room EQ (the model cancels the
   offset itself; the tilt it must learn to ignore);
+* optionally (``eq_db``) a random smooth EQ curve across the mel axis — a few peaks and dips
+  of random centre, width and gain plus a shelf — as another piano, mic or room would colour
+  the sound: the network must not learn the five training pianos' spectra;
 * small fractional mel-axis shifts ≈ pitch shift / transposition, and a random
   time-stretch ≈ tempo change (one ``grid_sample`` call does both);
 * noise mixing — a random ``none`` window (room tone, chatter) added in the power domain
@@ -101,8 +104,9 @@ class Augment:
                  gain_db: float = 20.0, tilt_db: float = 6.0, mel_shift: float = 1.5,
                  stretch: float = 0.15, snr_db: tuple[float, float] = (3.0, 25.0),
                  p_noise: float = 0.5, time_masks: int = 2, time_mask: int = 16,
-                 freq_masks: int = 2, freq_mask: int = 12):
+                 freq_masks: int = 2, freq_mask: int = 12, eq_db: float = 0.0):
         self.noise = noise
+        self.eq_db = eq_db
         self.g = gen
         self.gain_db, self.tilt_db = gain_db, tilt_db
         self.mel_shift, self.stretch = mel_shift, stretch
@@ -112,6 +116,27 @@ class Augment:
 
     def _u(self, n: int, lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=self.g)
+
+    def eq_curves(self, n: int, n_mels: int) -> torch.Tensor:
+        """``[n, n_mels]`` random EQ curves in nats: three Gaussian peaks/dips (centre anywhere,
+        width 3-40 bands, gain within +-eq_db) and a shelf (+-eq_db/2 above or below a random
+        band); a quarter of the curves also cut everything below a random band (a small or
+        distant mic losing the bass)."""
+        band = torch.arange(n_mels, dtype=torch.float32).view(1, -1)
+        curve = torch.zeros(n, n_mels)
+        for _ in range(3):
+            centre = self._u(n, 0.0, n_mels - 1.0).view(-1, 1)
+            width = self._u(n, 3.0, 40.0).view(-1, 1)
+            gain = self._u(n, -self.eq_db, self.eq_db).view(-1, 1)
+            curve += gain * torch.exp(-0.5 * ((band - centre) / width) ** 2)
+        edge = self._u(n, 0.0, n_mels - 1.0).view(-1, 1)
+        soft = self._u(n, 2.0, 12.0).view(-1, 1)
+        shelf = self._u(n, -self.eq_db / 2, self.eq_db / 2).view(-1, 1)
+        curve += shelf * torch.sigmoid((band - edge) / soft)
+        cut = (torch.rand(n, generator=self.g) < 0.25).float().view(-1, 1)
+        low = self._u(n, 2.0, 20.0).view(-1, 1)
+        curve -= cut * 2.0 * self.eq_db * torch.sigmoid((low - band) / 2.0)
+        return curve * NATS_PER_DB
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, none_label: int | None) -> torch.Tensor:
         n, _, n_mels, n_frames = x.shape
@@ -143,6 +168,8 @@ class Augment:
         tilt = self._u(n, -self.tilt_db, self.tilt_db) * NATS_PER_DB
         ramp = torch.linspace(-0.5, 0.5, n_mels)
         x = x + gain.view(n, 1, 1, 1) + tilt.view(n, 1, 1, 1) * ramp.view(1, 1, n_mels, 1)
+        if self.eq_db > 0:
+            x = x + self.eq_curves(n, n_mels).view(n, 1, n_mels, 1)
 
         # SpecAugment masks, filled with the window's mean (neutral after mean removal)
         fill = x.mean(dim=(2, 3), keepdim=True).expand_as(x)
@@ -201,7 +228,7 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
           emb_dim: int = 96, lr_follows_budget: bool = False,
           widths: tuple[int, int, int, int] | None = None, keep: str = "best",
           splice_p: float = 0.0, mixup_p: float = 0.0, register: bool = False,
-          device: str = "cpu",
+          band_norm: float = 0.0, eq_db: float = 0.0, device: str = "cpu",
           log: Callable[[str], None] = print) -> tuple[nn.Module, dict]:
     """Train a fresh ``make_model`` network; return (model, history).
 
@@ -235,11 +262,12 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
 
     none_label = labels.index("none") if "none" in labels else None
     noise = xt[yt == none_label] if none_label is not None else None
-    aug = Augment(noise, gen) if augment else None
+    aug = Augment(noise, gen, eq_db=eq_db) if augment else None
 
     if keep not in ("best", "last"):
         raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
     model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim, register=register,
+                       band_norm=band_norm,
                        **({"widths": tuple(widths)} if widths else {})).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(_balanced_indices(yt_np, np.random.default_rng(0)))
