@@ -194,9 +194,7 @@ def render_dry(clip: dict, *, transpose: int = 0, speed: float = 1.0) -> np.ndar
     """The planned val clip without the stage-mic treatment (dry piano at 16 kHz), cached.
     ``transpose`` (semitones) and ``speed`` (playing-speed factor on top of the humanised
     tempo) change the performance before rendering; the defaults give the val clip itself."""
-    from training import jazz
-    from training.dataset import MIDI, PEDAL, cache_write
-    from training.perform import excerpt, humanise, read_midi
+    from training.dataset import cache_write
     from training.render import render_clip, timbre
 
     change = {"transpose": transpose, "speed": speed} if (transpose, speed) != (0, 1.0) else None
@@ -204,17 +202,25 @@ def render_dry(clip: dict, *, transpose: int = 0, speed: float = 1.0) -> np.ndar
     path = _cache_dir() / f"dry-{_key(key)}.npy"
     if path.exists():
         return np.load(path).astype(np.float32)
-    if clip["source"] == "midi":
-        notes = excerpt(read_midi(MIDI / clip["piece"]), clip["start"], clip["length"])
-        perf = humanise(notes, clip["seed"], pedal=PEDAL[clip["genre"]])
-    else:
-        perf, _ = jazz.jazz_performance(clip["item"], clip["seed"], length_s=clip["length"],
-                                        split=clip["split"])
+    perf = segment_performance(clip)
     if change:
         perf = changed_performance(perf, transpose, speed)
     x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7, augment=False)
     cache_write(path, lambda f: np.save(f, x.astype(np.float32)))
     return x
+
+
+def segment_performance(seg: dict):
+    """The performance behind a planned clip or medley segment: a piece excerpt of either
+    corpus (``training.dataset.perform_excerpt``) or a generated jazz performance."""
+    from training import jazz
+    from training.dataset import perform_excerpt
+
+    if seg["source"] in ("score", "performance", "pianist"):
+        return perform_excerpt(seg)
+    perf, _ = jazz.jazz_performance(seg["item"], seg["seed"], length_s=seg["length"],
+                                    split=seg["split"])
+    return perf
 
 
 def changed_performance(perf, transpose: int, speed: float):
@@ -296,80 +302,94 @@ def with_reverb(dry: np.ndarray, rt60: float, seed: int) -> np.ndarray:
 
 
 def medley_plan(n_medleys: int, seed: int, *, segments: int = 5, seg_s: tuple = (40.0, 60.0),
-                lead_s: float = LEAD_S, split: str = "val") -> list[dict]:
-    """Medleys of one split's pieces only (VAL for measuring; TRAIN for tuning the listener):
+                lead_s: float = LEAD_S, split: str = "val", venue: bool = False) -> list[dict]:
+    """Medleys of one split's works only (VAL for measuring; DEV for choosing smoothing):
     each a random order of the four styles (plus one more, no style twice in a row), one
-    piano timbre, segments of ``seg_s`` seconds."""
-    from training import jazz
-    from training.dataset import SCORE_GENRES, manifest_rows
+    piano, segments of ``seg_s`` seconds. Jazz segments are the jazz pianist's playing where
+    the split has it. ``venue``: an unseen piano and an unseen venue (dev-real,
+    ``training.venue``) instead of a training timbre and the training stage mic."""
+    from training import corpus, jazz
     from training.render import TIMBRES
 
-    rows = [r for r in manifest_rows() if r["split"] == split]
-    pools: dict[str, list[dict]] = {g: [r for r in rows if r["genre"] == g] for g in SCORE_GENRES}
-    pools["jazz"] = [it for it in jazz.jazz_items(split) if it["kind"] == "solo"] or \
-        jazz.jazz_items(split)
+    pools: dict[str, list] = {g: [] for g in GENRES}
+    for p in corpus.pieces():
+        if p.split == split and p.genre in pools and not (p.genre == "jazz" and
+                                                          p.kind == "score"):
+            pools[p.genre].append(p)
+    if not pools["jazz"]:
+        pools["jazz"] = [it for it in jazz.jazz_items(split) if it["kind"] == "solo"] or \
+            jazz.jazz_items(split)
     rng = np.random.default_rng(seed)
     for g in pools:
         pools[g] = [pools[g][i] for i in rng.permutation(len(pools[g]))]
     used = dict.fromkeys(pools, 0)
+    if venue:
+        from training.venue import UNSEEN_TIMBRES
+        timbres = [str(t) if isinstance(t, str) else t.name for t in UNSEEN_TIMBRES]
+    else:
+        timbres = [t.name for t in TIMBRES]
     out = []
     for m in range(n_medleys):
         order = list(rng.permutation(list(GENRES)))
         while len(order) < segments:
             order.append(str(rng.choice([g for g in GENRES if g != order[-1]])))
         order = order[:segments]
-        tb = TIMBRES[m % len(TIMBRES)].name
+        tb = timbres[m % len(timbres)]
         segs = []
         for g in order:
             src = pools[g][used[g] % len(pools[g])]
             used[g] += 1
             length = float(rng.uniform(*seg_s))
             s = int(rng.integers(0, 2**31 - 1))
-            if g == "jazz":
+            if isinstance(src, dict):  # a generated jazz item
                 segs.append({"genre": g, "source": "jazz", "item": src, "title": src["title"],
-                             "work": "jazz:" + jazz.norm_title(src["title"]), "split": split,
+                             "work": corpus.jazz_key(src["title"]), "split": split,
                              "length": length, "seed": s})
             else:
-                length = min(length, src["duration_s"])
-                start = float(rng.uniform(0.0, max(0.0, src["duration_s"] - length)))
-                segs.append({"genre": g, "source": "midi", "piece": src["path"],
-                             "work": src["work"], "split": src["split"], "start": round(start, 2),
-                             "length": length, "seed": s})
+                length = min(length, src.duration_s)
+                start = float(rng.uniform(0.0, max(0.0, src.duration_s - length)))
+                segs.append({"genre": g, "source": src.kind if g != "jazz" else "pianist",
+                             "piece": src.rel, "work": src.work, "split": src.split,
+                             "start": round(start, 2), "length": length, "seed": s})
         out.append({"timbre": tb, "lead_s": lead_s, "seed": int(rng.integers(0, 2**31 - 1)),
-                    "segments": segs})
+                    "segments": segs} | ({"venue": True} if venue else {}))
     return out
 
 
 def render_medley(m: dict) -> tuple[np.ndarray, list[dict]]:
     """One medley: dry segments back to back after ``lead_s`` of nothing, then one stage-mic
-    treatment over the whole (one room, one mic, one noise bed). Returns audio and segments
-    with their times [t0, t1]."""
-    from training import jazz
-    from training.dataset import MIDI, PEDAL, cache_write
-    from training.perform import excerpt, humanise, read_midi
+    treatment over the whole (one room, one mic, one noise bed; for a dev-real medley the
+    unseen venue of ``training.venue``). Returns audio and segments with their times
+    [t0, t1]."""
+    from training.dataset import cache_write
     from training.render import RATE, render_clip, stage_mic, timbre
 
-    path = _cache_dir() / f"medley-{_key(['medley', 1, m])}.npz"
+    path = _cache_dir() / f"medley-{_key(['medley', 2, m])}.npz"
     if path.exists():
         z = np.load(path)
         return z["x"], json.loads(str(z["segs"]))
-    tb = timbre(m["timbre"])
     parts = [np.zeros(int(m["lead_s"] * RATE), np.float32)]
     t = m["lead_s"]
     segs = []
     for s in m["segments"]:
-        if s["source"] == "midi":
-            perf = humanise(excerpt(read_midi(MIDI / s["piece"]), s["start"], s["length"]),
-                            s["seed"], pedal=PEDAL[s["genre"]])
+        perf = segment_performance(s)
+        if m.get("venue"):
+            from training.venue import render_unseen
+            x = render_unseen(perf, m["timbre"], s["seed"] + 7)
         else:
-            perf, _ = jazz.jazz_performance(s["item"], s["seed"], length_s=s["length"],
-                                            split=s["split"])
-        x = render_clip(perf, tb, s["seed"] + 7, augment=False)[: int(s["length"] * RATE)]
+            x = render_clip(perf, timbre(m["timbre"]), s["seed"] + 7, augment=False)
+        x = x[: int(s["length"] * RATE)]
         parts.append(x)
         segs.append({"genre": s["genre"], "t0": t, "t1": t + len(x) / RATE,
                      "work": s["work"]})
         t += len(x) / RATE
-    x = stage_mic(np.concatenate(parts), np.random.default_rng(m["seed"]))
+    whole = np.concatenate(parts)
+    rng = np.random.default_rng(m["seed"])
+    if m.get("venue"):
+        from training.venue import venue
+        x = venue(whole, rng)
+    else:
+        x = stage_mic(whole, rng)
     cache_write(path, lambda f: np.savez(f, x=x, segs=json.dumps(segs)))
     return x, segs
 
@@ -390,15 +410,22 @@ def listen(b: Bundle, x: np.ndarray) -> tuple[list[tuple[float, str]], list[floa
 # --------------------------------------------------------------------------- evaluation
 
 
-def eval_val(b: Bundle, clips: list[dict], log) -> dict:
+def eval_val(b: Bundle, clips: list[dict], log, render=None, name: str = "val") -> dict:
+    """Windows of ``clips`` (rendered by ``render``, default the training renderer) through
+    the INT8 engine alone: accuracy, confusion, clips by majority, no-music, calibration, and
+    accuracy by timbre, by source and by style x source (e.g. the jazz pianist vs generated
+    jazz)."""
     from training.dataset import render_planned
+
+    render = render or render_planned
 
     labels = list(b.labels)
     e8 = OnnxEngine(b, precision="int8", threads=1)
     e32 = OnnxEngine(b, precision="fp32", threads=1) if "fp32" in b.models else None
     ys, p8, p32, levels, clip_id, timbre_of, kind_of = [], [], [], [], [], [], []
+    style_source = []
     for i, c in enumerate(clips):
-        x = render_planned(c)
+        x = render(c)
         starts = window_starts(x, b, b.hop_s, music=c["genre"] != NONE)
         f = features(x, b, starts)
         p8.append(run_engine(e8, f))
@@ -409,8 +436,9 @@ def eval_val(b: Bundle, clips: list[dict], log) -> dict:
         clip_id += [i] * len(starts)
         timbre_of += [c.get("timbre") or c.get("kind", "")] * len(starts)
         kind_of += [c.get("kind") or c.get("source", "")] * len(starts)
+        style_source += [f"{c['genre']} / {c.get('kind') or c.get('source', '')}"] * len(starts)
         if (i + 1) % 20 == 0:
-            log(f"  val clip {i + 1}/{len(clips)}")
+            log(f"  {name} clip {i + 1}/{len(clips)}")
     y = np.array(ys)
     probs = np.concatenate(p8)
     pred = probs.argmax(1)
@@ -437,9 +465,9 @@ def eval_val(b: Bundle, clips: list[dict], log) -> dict:
     genre_idx = [labels.index(g) for g in GENRES if g in labels]
     pred4 = np.array(genre_idx)[probs[:, genre_idx].argmax(1)]
     by = {}
-    for name, arr in (("timbre (none: kind)", np.array(timbre_of)),
-                      ("source", np.array(kind_of))):
-        by[name] = {str(v): {"accuracy": float((pred[arr == v] == y[arr == v]).mean()),
+    for group, arr in (("timbre (none: kind)", np.array(timbre_of)),
+                       ("source", np.array(kind_of)), ("style / source", np.array(style_source))):
+        by[group] = {str(v): {"accuracy": float((pred[arr == v] == y[arr == v]).mean()),
                              "windows": int((arr == v).sum())}
                     for v in sorted(set(arr.tolist()))}
     res = {
@@ -530,8 +558,12 @@ def eval_robustness(b: Bundle, clips: list[dict], per_genre: int, log) -> dict:
                           "wet share per clip), no noise; -25 dBFS"}
 
 
-def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, log) -> dict:
-    plans = medley_plan(n_medleys, seed=2026, segments=segments, seg_s=seg_s)
+def eval_responsiveness(b: Bundle, n_medleys: int, seg_s: tuple, segments: int, log, *,
+                        split: str = "val", venue: bool = False, seed: int = 2026) -> dict:
+    """Medleys through the box's own Listener: change delays, first style, spurious changes.
+    ``split="dev", venue=True``: dev-real medleys (another draw than the tuner's)."""
+    plans = medley_plan(n_medleys, seed=seed, segments=segments, seg_s=seg_s, split=split,
+                        venue=venue)
     if check_no_leak([s for m in plans for s in m["segments"]]):
         raise SystemExit("a medley uses a work of the training split: refusing to measure")
     changes, held, firsts, spur, steady, costs, medleys = [], [], [], 0, 0.0, [], []
@@ -609,7 +641,8 @@ def main(argv: list[str] | None = None) -> dict:
                     help="report folder: MODEL.md there, PNGs and metrics.json in model/")
     ap.add_argument("--peer", action="store_true",
                     help="also time a Cnn14-sized peer model in the cost section")
-    ap.add_argument("--medleys", type=int, default=None, help="number of medleys (default 8)")
+    ap.add_argument("--medleys", type=int, default=None,
+                    help="number of medleys, val and dev-real each (default 12)")
     ap.add_argument("--robust-clips", type=int, default=None,
                     help="val clips per style for the robustness curves (default 10)")
     ap.add_argument("--note", default="", help="a line to put at the top of the report")
@@ -632,12 +665,24 @@ def main(argv: list[str] | None = None) -> dict:
     res["val"] = eval_val(b, clips, log)
     log(f"val: 4-style {res['val']['window_accuracy_4style']:.3f}, clips "
         f"{res['val']['clip_accuracy_4style']:.3f} ({time.monotonic() - t0:.0f} s)")
+    from training import devreal
+
+    dclips = devreal.clips(quick=a.quick)
+    if check_no_leak(dclips):
+        raise SystemExit("a dev-real clip uses a work of the training split: refusing")
+    devreal.prerender(dclips, workers=min(2, os.cpu_count() or 1))
+    res["dev_real"] = eval_val(b, dclips, log, render=devreal.render, name="dev-real")
+    log(f"dev-real: 4-style {res['dev_real']['window_accuracy_4style']:.3f} "
+        f"({time.monotonic() - t0:.0f} s)")
     res["robustness"] = eval_robustness(b, clips, a.robust_clips or (1 if a.quick else 10), log)
     log(f"robustness done ({time.monotonic() - t0:.0f} s)")
     seg_s = (15.0, 20.0) if a.quick else (40.0, 60.0)
     res["seg_s"] = seg_s
     res["responsiveness"] = eval_responsiveness(
-        b, a.medleys or (1 if a.quick else 8), seg_s, 3 if a.quick else 5, log)
+        b, a.medleys or (1 if a.quick else 12), seg_s, 3 if a.quick else 5, log)
+    res["responsiveness_dev_real"] = eval_responsiveness(
+        b, a.medleys or (1 if a.quick else 12), seg_s, 3 if a.quick else 5, log,
+        split="dev", venue=True, seed=2027)
     log(f"responsiveness done ({time.monotonic() - t0:.0f} s)")
     res["cost"] = eval_cost(b, 50 if a.quick else 300, a.peer)
     res["cost_note"] = (f"Measured with {os.cpu_count()} cores on the machine; "

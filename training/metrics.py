@@ -9,19 +9,32 @@ import numpy as np
 
 from appliance.listen.estimate import NONE
 
-# Targets of issue 3 (validation split).
+# Targets of issue 20 (the shipped genre-2 bundle). TARGETS: (op, wanted) on val, keyed as
+# issue 3's were; TARGETS_DEV_REAL: the same targets on dev-real where the issue sets one there
+# (30 s clips: val only). The box's cost is the streaming listener timed on each set's
+# medleys; the peer ratio is not a set's (once, by ``training.bench_engine``: val only).
+TARGETS_ISSUE = 20
 TARGETS = {
     "window_accuracy_4style": (">=", 0.90),
     "clip_accuracy_4style": (">=", 0.97),
     "none_rejected": (">=", 0.98),
     "music_called_none": ("<=", 0.02),
     "change_delay_median_s": ("<=", 3.0),
-    "change_delay_p95_s": ("<=", 6.0),
+    "change_delay_p95_s": ("<=", 8.0),
     "first_style_median_s": ("<=", 2.0),
-    "spurious_per_10min": ("<=", 1.0),
-    "cost_ms_per_window": ("<=", 5.0),
+    "spurious_per_10min": ("<=", 2.0),
+    "cost_ms_per_window": ("<=", 10.0),  # per 0.5 s hop: streaming front end + INT8, one core
+    "peer_cost_ratio": (">=", 10.0),  # Cnn14-sized peer (FP32) ms / this engine's ms
     "int8_fp32_agreement": (">=", 0.99),
 }
+TARGETS_DEV_REAL = {
+    "window_accuracy_4style": (">=", 0.85),
+    **{k: TARGETS[k] for k in ("none_rejected", "music_called_none", "change_delay_median_s",
+                               "change_delay_p95_s", "first_style_median_s",
+                               "spurious_per_10min", "cost_ms_per_window",
+                               "int8_fp32_agreement")},
+}
+SETS = ("val", "dev_real")
 SNRS_DB = (30.0, 20.0, 10.0, 5.0, 0.0)
 RT60S = (0.0, 0.3, 0.8, 1.5, 2.5)
 # a real piano and pianist: tuning away from A440, another key, another speed
@@ -135,8 +148,11 @@ def pct(xs: list[float], q: float) -> float | None:
     return float(np.percentile(xs, q)) if xs else None
 
 
-def met(key: str, value: float | None) -> bool | None:
-    if value is None or key not in TARGETS or (isinstance(value, float) and np.isnan(value)):
+def met(key: str, value: float | None, on: str = "val") -> bool | None:
+    """Whether ``value`` meets target ``key`` on set ``on`` ("val" or "dev_real"); None when
+    nothing was measured or the issue sets no such target on that set."""
+    targets = TARGETS_DEV_REAL if on == "dev_real" else TARGETS
+    if value is None or key not in targets or (isinstance(value, float) and np.isnan(value)):
         return None
-    op, t = TARGETS[key]
+    op, t = targets[key]
     return bool(value >= t) if op == ">=" else bool(value <= t)

@@ -1,9 +1,12 @@
-"""Choose the listener's smoothing for a bundle on DEV-split medleys, never on val.
+"""Choose the listener's smoothing for a bundle on DEV-REAL medleys, never on val.
 
-    python -m training.tune_listener engines/genre-1.0 [--medleys 8] [--write]
+    python -m training.tune_listener engines/genre-2.0 [--medleys 24] [--set dev-real] [--write]
 
 Dev works are train-split works that engines from genre-1.1 on never train on
-(``training.dataset``), so the engine is about as wrong on them as on new music. Each medley
+(``training.corpus``), so the engine is about as wrong on them as on new music. ``dev-real``
+(the default) plays them on pianos and in venues training never used (``training.venue``);
+``--set dev`` plays them on the training pianos through the training stage mic, as the
+genre-1.x engines were tuned. Each medley
 is heard once by the engine; the recorded outputs are then replayed through the box's own
 Listener for every candidate smoothing (margin rule and evidence rule, ``candidates()``), so
 the grid costs little (``replay_grid``). The rule, fixed before looking at any result: among
@@ -171,11 +174,13 @@ def replay_grid(b, heard: list[tuple[np.ndarray, list[dict], float, list]]
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("engine", type=Path)
-    ap.add_argument("--medleys", type=int, default=8)
+    ap.add_argument("--medleys", type=int, default=24)
+    ap.add_argument("--set", choices=("dev-real", "dev"), default="dev-real",
+                    help="dev-real: unseen pianos and venues (default); dev: training pianos")
     ap.add_argument("--write", action="store_true")
     a = ap.parse_args(argv)
     b = load_bundle(a.engine)
-    plans = medley_plan(a.medleys, seed=77, split="dev")
+    plans = medley_plan(a.medleys, seed=77, split="dev", venue=a.set == "dev-real")
     assert all(s["split"] == "dev" for m in plans for s in m["segments"])
     heard = []
     for i, m in enumerate(plans):
@@ -204,8 +209,8 @@ def main(argv: list[str] | None = None) -> None:
         m = json.loads((b.path / "manifest.json").read_text())
         m.pop("files", None)
         m["listener"] = {**asdict(chosen),
-                         "tuned_on": f"{len(plans)} DEV-split medleys "
-                                     "(python -m training.tune_listener)",
+                         "tuned_on": f"{len(plans)} {a.set.upper()} medleys "
+                                     f"(python -m training.tune_listener --set {a.set})",
                          "tuning_result": best}
         write_manifest(b.path, m)
         print(f"wrote the listener section of {b.path / 'manifest.json'}")
