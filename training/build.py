@@ -44,6 +44,9 @@ from appliance.listen.frontend import FrontEnd
 from training.dataset import (
     HOP_S,
     LABELS,
+    PER_WORK,
+    PIANIST_SHARE,
+    SECOND_WEIGHT,
     TRAIN_HOP_S,
     VAL_HOP_S,
     WINDOW_S,
@@ -202,13 +205,23 @@ def main(argv: list[str] | None = None) -> dict:
             "val": summarise(mv, VAL_HOP_S),
             "train_hop_s": TRAIN_HOP_S,
             "val_hop_s": VAL_HOP_S,
-            "split": "manifest.csv split by work (baroque/classical/ragtime); jazz by SHA-1 of "
-                     "the tune title; none by disjoint seeds and sentences. A dev slice "
-                     "(SHA-1 of the work/tune, 15 %) of the train works is held out of "
-                     "training for tuning the listener",
+            "split": "by canonical work over both corpora (training.corpus: one name per "
+                     "work across manifests; val if any copy is val; reserved works dropped); "
+                     "jazz tunes one split for the pianist's files, charts and horn solos; "
+                     "none by disjoint seeds and sentences. A dev slice (salted SHA-1 of the "
+                     "work, 15 %) of the train works is never trained on: dev-real is made "
+                     "from it",
+            "sampling": {"per_work": a.per_work or PER_WORK,
+                         "second_weight": (SECOND_WEIGHT if a.second_weight is None
+                                           else a.second_weight),
+                         "pianist_share": (PIANIST_SHARE if a.pianist_share is None
+                                           else a.pianist_share),
+                         "val_per_work": a.val_per_work},
             "timbres": [t.name for t in TIMBRES],
-            "rendering": "humanised MIDI (tempo ±15 %, drift, rubato, onset jitter, random "
-                         "velocity, sustain pedal) -> fluidsynth at 22.05-48 kHz -> 16 kHz; "
+            "rendering": "scores humanised with statistics measured on human performances "
+                         "(docs/experiments/human-playing.md; one pedal rule for every style), "
+                         "human performances and the jazz pianist replayed as played (tempo "
+                         "±4 %, touch curve) -> fluidsynth at 22.05-48 kHz -> 16 kHz; "
                          "synthetic room reverb, mic EQ, noise + hum, gain, some clipping",
             "none_kinds": "speech (espeak-ng), applause, room noise, hum, near-silence, "
                           "knocks/page turns",

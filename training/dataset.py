@@ -410,20 +410,30 @@ def works_of(split: str) -> set[str]:
 
 
 def summarise(meta: list[dict], hop_s: float) -> dict:
-    """Minutes of audio (distinct clips), pieces and windows per class for one split."""
+    """Per class for one split: minutes of audio (distinct clips), pieces (files; jazz:
+    tunes), distinct canonical works, windows, and minutes by source (score, performance,
+    pianist, jazz-solo, jazz-line, none)."""
     out: dict[str, dict] = {}
     clips: dict[str, dict[str, float]] = defaultdict(dict)
+    source_of: dict[str, str] = {}
     pieces: dict[str, set] = defaultdict(set)
+    works: dict[str, set] = defaultdict(set)
     wins: dict[str, int] = defaultdict(int)
     for m in meta:
         g = m["genre"]
         wins[g] += 1
         pieces[g].add(m["work"] if g == "jazz" else m["piece"])
+        works[g].add(m["work"])
         end = m["offset"] + m.get("window_s", WINDOW_S)
         clips[g][m["clip"]] = max(clips[g].get(m["clip"], 0.0), end)
+        source_of[m["clip"]] = m.get("source", "")
     for g in LABELS:
+        sources: dict[str, float] = defaultdict(float)
+        for clip, secs in clips[g].items():
+            sources[source_of[clip]] += secs / 60.0
         out[g] = {"minutes": round(sum(clips[g].values()) / 60.0, 2),
-                  "pieces": len(pieces[g]), "windows": wins[g]}
+                  "pieces": len(pieces[g]), "works": len(works[g]), "windows": wins[g],
+                  "sources": {k: round(v, 2) for k, v in sorted(sources.items())}}
     return out
 
 
