@@ -151,7 +151,8 @@ def plan(split: str, *, minutes_per_class: float, clip_s: float, seed: int,
     ``mma`` comping); no-music clips fill their minutes as before."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    target = minutes_per_class * 60.0
+    clip_s = float(clip_s)  # 10 and 10.0 must give the same clips and the same cache keys
+    target = float(minutes_per_class) * 60.0
     clips: list[dict] = []
 
     def add(p: corpus.Piece, start: float, length: float, k: int, gi: int) -> None:
