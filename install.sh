@@ -87,14 +87,21 @@ install_box() {
     say "creating the 'appliance' user"
     $sudo_ useradd --system --home-dir "$STATE" --shell /usr/sbin/nologin appliance
   fi
-  for g in audio video render input; do
+  # technicians in appliance-admin may use the control socket (appliance status / reload)
+  getent group appliance-admin >/dev/null || $sudo_ groupadd --system appliance-admin
+  for g in audio video render input appliance-admin; do
     getent group "$g" >/dev/null && $sudo_ usermod -aG "$g" appliance
   done
-  $sudo_ mkdir -p "$STATE"/{engines,shows,events,plans} "$CONF"
+  $sudo_ mkdir -p "$STATE"/{engines,shows,events,plans} "$CONF/trusted_keys"
   $sudo_ chown -R appliance:appliance "$STATE"
   if [ ! -f "$CONF/appliance.toml" ]; then
     $sudo_ install -m 0644 "$here/firmware_config/appliance.toml" "$CONF/appliance.toml"
   fi
+  # the project's public key signs the shipped engines; keys added on the box are kept
+  for key in "$here"/firmware_config/trusted_keys/*.pub; do
+    [ -f "$CONF/trusted_keys/$(basename "$key")" ] || \
+      $sudo_ install -m 0644 "$key" "$CONF/trusted_keys/$(basename "$key")"
+  done
   "$PREFIX/venv/bin/appliance" check-config --config "$CONF/appliance.toml" || \
     echo "warning: fix $CONF/appliance.toml (the box runs with defaults for the keys above)" >&2
   $sudo_ install -m 0644 "$here/firmware_config/systemd/appliance.service" "$UNIT"
@@ -114,6 +121,7 @@ uninstall_box() {
     say "purging shows, engines, show logs and config"
     $sudo_ rm -rf "$STATE" "$CONF"
     id appliance >/dev/null 2>&1 && $sudo_ userdel appliance || true
+    getent group appliance-admin >/dev/null && $sudo_ groupdel appliance-admin || true
   else
     say "kept $STATE (shows, engines, logs) and $CONF; --uninstall --purge removes them"
   fi

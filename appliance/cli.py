@@ -145,17 +145,6 @@ def cmd_check_show(args: argparse.Namespace) -> int:
     return 0 if ok and not problems else 1
 
 
-def cmd_engine_check(args: argparse.Namespace) -> int:
-    from appliance.listen import default_engine_dir, load_bundle
-    from appliance.listen.engine import check_engine, open_engine
-
-    _setup_logging("info")
-    bundle = load_bundle(Path(args.dir) if args.dir else default_engine_dir())
-    result = check_engine(open_engine(bundle, args.backend))
-    print(json.dumps({"bundle": bundle.label, **result}))
-    return 0 if result["top1_agreement"] >= 0.99 else 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="appliance", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -197,12 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("show", nargs="?")
     cs.set_defaults(func=cmd_check_show)
 
-    e = sub.add_parser("engine", help="engine bundles")
-    esub = e.add_subparsers(dest="engine_command", required=True)
-    ec = esub.add_parser("check", help="run a bundle's test vectors on this machine's backend")
-    ec.add_argument("dir", nargs="?")
-    ec.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"])
-    ec.set_defaults(func=cmd_engine_check)
+    from appliance.engine_cli import add_commands
+
+    add_commands(sub)  # engine install/list/activate/rollback/verify/remove/pack/sign/check
     return p
 
 

@@ -39,10 +39,19 @@ SCHEMA: Schema = {
         "format": Field("str", "S16_LE", "ALSA sample format", choices=("S16_LE", "S32_LE")),
     },
     "listen": {
-        "engine": Field("path", "", "engine bundle folder; empty = the shipped default"),
+        "engine": Field("path", "", "a bundle folder to run instead of the store's current "
+                        "engine; empty = the store"),
         "backend": Field("str", "auto", "inference backend",
                          choices=("auto", "tensorrt", "onnxruntime")),
         "threads": Field("int", 1, "CPU threads for inference", minimum=1, maximum=64),
+        "store": Field("path", "/var/lib/appliance/engines",
+                       "the engine store (installed bundles, current and previous)"),
+        "trusted_keys": Field("path", "/etc/appliance/trusted_keys",
+                              "folder of ed25519 public keys (*.pub) whose bundles are accepted"),
+        "allow_unsigned": Field("bool", False, "accept bundles that carry no signature "
+                                "(development only; a box refuses them)"),
+        "max_bundle_mb": Field("int", 256, "largest bundle an install unpacks (tar bomb guard)",
+                               minimum=1, maximum=16384),
     },
     "show": {
         "path": Field("path", "", "show folder; empty = the demo show"),
@@ -57,6 +66,11 @@ SCHEMA: Schema = {
                             "one JSON-lines file of show events per day"),
         "log_level": Field("str", "info", "log verbosity",
                            choices=("debug", "info", "warning", "error")),
+        "control_socket": Field("path", "/run/appliance/control.sock",
+                                "local socket for status and reload (no network port); "
+                                "empty = none"),
+        "control_group": Field("str", "appliance-admin",
+                               "group that may use the control socket (mode 0660)"),
     },
 }
 
@@ -72,9 +86,13 @@ class AudioConfig:
 
 @dataclass(frozen=True)
 class ListenConfig:
-    engine: Path  # resolved: the shipped default bundle when the file leaves it empty
+    engine: Path | None  # a bundle folder given explicitly; None = the store's current engine
     backend: str = "auto"
     threads: int = 1
+    store: Path = Path("/var/lib/appliance/engines")
+    trusted_keys: Path = Path("/etc/appliance/trusted_keys")
+    allow_unsigned: bool = False
+    max_bundle_mb: int = 256
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,8 @@ class DisplayConfig:
 class ServiceConfig:
     events_dir: Path = Path("/var/lib/appliance/events")
     log_level: str = "info"
+    control_socket: Path | None = Path("/run/appliance/control.sock")
+    control_group: str = "appliance-admin"
 
 
 @dataclass(frozen=True)
@@ -125,6 +145,12 @@ def _resolve(value: Any, base: Path) -> Path | None:
     return path if path.is_absolute() else (base / path)
 
 
+def _resolve_default(values: dict[str, dict[str, Any]], section: str, key: str,
+                     base: Path) -> Path:
+    """A path key that is never "not set": empty means the schema's default."""
+    return _resolve(values[section][key], base) or Path(SCHEMA[section][key].default)
+
+
 def config_from_values(values: dict[str, dict[str, Any]], base: Path,
                        source: Path | None = None) -> Config:
     """Build the dataclass tree from validated values, resolving defaults and relative paths."""
@@ -136,12 +162,15 @@ def config_from_values(values: dict[str, dict[str, Any]], base: Path,
     return Config(
         audio=AudioConfig(audio_source, audio["rate"], audio["channels"],
                           audio["period_frames"], audio["format"]),
-        listen=ListenConfig(_resolve(listen["engine"], base) or default_engine_dir(),
-                            listen["backend"], listen["threads"]),
+        listen=ListenConfig(_resolve(listen["engine"], base), listen["backend"],
+                            listen["threads"], _resolve_default(values, "listen", "store", base),
+                            _resolve_default(values, "listen", "trusted_keys", base),
+                            listen["allow_unsigned"], listen["max_bundle_mb"]),
         show=ShowConfig(_resolve(show["path"], base) or demo_show_dir()),
         display=DisplayConfig(display["output"], _resolve(display["record"], base)),
-        service=ServiceConfig(_resolve(service["events_dir"], base) or Path(
-            SCHEMA["service"]["events_dir"].default), service["log_level"]),
+        service=ServiceConfig(_resolve_default(values, "service", "events_dir", base),
+                              service["log_level"], _resolve(service["control_socket"], base),
+                              service["control_group"]),
         source=source,
     )
 

@@ -15,12 +15,14 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 
 
-def make_band_bundle(folder: Path, *, window_s: float = 1.0, hop_s: float = 0.5) -> Path:
+def make_band_bundle(folder: Path, *, window_s: float = 1.0, hop_s: float = 0.5,
+                     name: str = "bands-test", version: str = "1",
+                     order: tuple[int, ...] = (0, 1, 2, 3, 4)) -> Path:
     """A real ONNX bundle whose 'genre' is decided by where the energy sits in the spectrum:
-    the mean log-mel of five equal mel bands, through a softmax (band k → label k).
+    the mean log-mel of five equal mel bands, through a softmax (band k → label order[k]).
 
     Small and fully understood, so listener/simulate tests can predict its answers from the
-    audio they synthesise: a tone in band k is label k.
+    audio they synthesise: a tone in band k is label k (or order[k]).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -35,7 +37,7 @@ def make_band_bundle(folder: Path, *, window_s: float = 1.0, hop_s: float = 0.5)
     w = np.zeros((m, 5), np.float32)
     edges = np.linspace(0, m, 6).astype(int)
     for k in range(5):
-        w[edges[k]:edges[k + 1], k] = 1.0 / (edges[k + 1] - edges[k])
+        w[edges[k]:edges[k + 1], order[k]] = 1.0 / (edges[k + 1] - edges[k])
     nodes = [
         helper.make_node("ReduceMean", ["features", "axes_t"], ["per_mel"], keepdims=0),
         helper.make_node("MatMul", ["per_mel", "band_w"], ["bands"]),
@@ -65,7 +67,7 @@ def make_band_bundle(folder: Path, *, window_s: float = 1.0, hop_s: float = 0.5)
     probs, emb = sess.run(["probs", "embedding"], {"features": feats})
     np.savez(folder / "test_vectors.npz", features=feats, probs_fp32=probs, embedding_fp32=emb)
     write_manifest(folder, {
-        "name": "bands-test", "version": "1", "labels": LABELS,
+        "name": name, "version": version, "labels": LABELS,
         "frontend": fe.to_dict(), "window_s": window_s, "hop_s": hop_s,
         "models": {"fp32": "model.onnx"},
         "listener": {"tau_s": 0.5},
@@ -174,3 +176,25 @@ def sine_fit(x: np.ndarray, rate: int, freq: float) -> tuple[float, float]:
     amp = float(np.hypot(*coef))
     resid = x - basis @ coef
     return amp, float(np.sqrt(np.mean(resid**2)) / (amp / np.sqrt(2)))
+
+
+@pytest.fixture(scope="session")
+def signing_key(tmp_path_factory) -> tuple[Path, Path]:
+    """A real ed25519 key pair made by `appliance engine keygen`'s code: (secret, keys dir)."""
+    from appliance.store import generate_keypair
+
+    root = tmp_path_factory.mktemp("keys")
+    secret, public = generate_keypair(root / "secret", "test technician")
+    trusted = root / "trusted"
+    trusted.mkdir()
+    (trusted / public.name).write_bytes(public.read_bytes())
+    return secret, trusted
+
+
+def make_signed_band_bundle(folder: Path, secret: Path, **kw) -> Path:
+    """A band bundle signed with ``secret`` (see make_band_bundle for ``kw``)."""
+    from appliance.store import sign_manifest
+
+    make_band_bundle(folder, **kw)
+    sign_manifest(folder, secret)
+    return folder

@@ -23,7 +23,11 @@ def test_no_file_at_the_default_path_gives_the_demo_defaults(monkeypatch, tmp_pa
     assert problems == []
     assert config.audio.source == "alsa:default" and config.audio.rate == 48000
     assert config.audio.format == "S16_LE" and config.audio.period_frames == 1024
-    assert config.listen.engine == repo_root() / "engines" / "current"
+    assert config.listen.engine is None  # the store's current engine
+    assert config.listen.store == Path("/var/lib/appliance/engines")
+    assert config.listen.trusted_keys == Path("/etc/appliance/trusted_keys")
+    assert config.listen.allow_unsigned is False  # a box refuses unsigned engines by default
+    assert config.service.control_socket == Path("/run/appliance/control.sock")
     assert config.show.path == repo_root() / "media" / "demo"
     assert config.display.output == "auto" and config.display.record is None
     assert config.service.events_dir == Path("/var/lib/appliance/events")

@@ -26,16 +26,28 @@ def test_unit_verifies_and_is_hardened(tmp_path):
     r = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--threshold=30",
                         str(unit)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:]
-    for must in ("Type=notify", "WatchdogSec=", "Restart=always"):
+    for must in ("Type=notify", "WatchdogSec=", "Restart=always", "ExecReload=/bin/kill -HUP",
+                 "appliance-admin"):
         assert must in text
 
 
-def test_example_config_is_valid():
+@pytest.mark.parametrize("name", ["appliance.toml", "appliance-dev.toml"])
+def test_example_configs_are_valid(name):
     r = subprocess.run([sys.executable, "-m", "appliance", "check-config", "--config",
-                        str(REPO / "firmware_config" / "appliance.toml")],
+                        str(REPO / "firmware_config" / name)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "config OK" in r.stdout
+
+
+def test_box_refuses_unsigned_engines_and_the_dev_desk_allows_them():
+    from appliance.config import load_config
+
+    box, _ = load_config(REPO / "firmware_config" / "appliance.toml")
+    dev, _ = load_config(REPO / "firmware_config" / "appliance-dev.toml")
+    assert box.listen.allow_unsigned is False and dev.listen.allow_unsigned is True
+    assert dev.listen.trusted_keys == REPO / "firmware_config" / "trusted_keys"
+    assert box.service.control_socket == Path("/run/appliance/control.sock")
 
 
 def test_check_config_names_every_problem_with_its_line(tmp_path):

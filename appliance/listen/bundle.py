@@ -19,6 +19,7 @@ from pathlib import Path
 from appliance.listen.frontend import FrontEnd
 
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"  # signs the manifest, so the manifest cannot list it
 FORMAT = 1
 
 
@@ -107,10 +108,11 @@ def load_bundle(path: Path | str, *, verify: bool = True) -> Bundle:
 
 
 def write_manifest(path: Path | str, manifest: dict) -> dict:
-    """Fill in format and sha256 of every file in the folder (but the manifest), then write."""
+    """Fill in format and sha256 of every file in the folder (but the manifest and its
+    signature), then write. A signature made before no longer matches: sign again."""
     path = Path(path)
     files = {p.name: sha256_file(p) for p in sorted(path.iterdir())
-             if p.is_file() and p.name != MANIFEST}
+             if p.is_file() and p.name not in (MANIFEST, SIGNATURE)}
     out = {"format": FORMAT, **manifest, "files": files}
     (path / MANIFEST).write_text(json.dumps(out, indent=2, sort_keys=False) + "\n")
     return out

@@ -103,6 +103,23 @@ class Listener:
                     out.append(self._estimate())
         return out
 
+    def continue_from(self, old: Listener, recent: np.ndarray) -> None:
+        """Take over from ``old`` between two of its windows (an engine switch while the show
+        plays): hear the last window of ``recent`` audio again, so this engine's first
+        estimate is on a whole window of real sound, one hop after old's last; carry on old's
+        clock; keep its reading (music gate, style, and the smoothed probabilities when the
+        labels are the same), so a new engine does not read as the music stopping."""
+        recent = np.asarray(recent, np.float32)[-self.bundle.window_samples:]
+        self._heard = old._heard - len(recent)
+        self._push(recent)
+        self._since_estimate = 0
+        self.last_frontend_ms = 0.0
+        self._music = old._music
+        if old._genre in self.labels:
+            self._genre = old._genre
+        if old._smooth is not None and old.labels == self.labels:
+            self._smooth = old._smooth.copy()
+
     def _push(self, chunk: np.ndarray) -> None:
         self._heard += len(chunk)
         buf = np.concatenate([self._pending, np.asarray(chunk, np.float32)])

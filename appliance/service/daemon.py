@@ -13,15 +13,21 @@ import queue
 import signal
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from appliance.audio import open_source
 from appliance.config import Config, demo_show_dir
-from appliance.listen import BundleError, Listener, default_engine_dir, open_listener
+from appliance.listen import Listener
 from appliance.listen.estimate import GenreEstimate
 from appliance.player import Player, open_output
+from appliance.service.control import ControlServer, ControlUnavailable
 from appliance.service.events import EventLog
+from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.notify import Watchdog, notify, watchdog_interval
 from appliance.service.showloop import ShowLoop
 from appliance.show.director import Director
@@ -30,6 +36,7 @@ from appliance.show.showfile import Show, ShowError, load_show_or_raise
 log = logging.getLogger("appliance.service")
 
 LOOPS = ["capture", "listen", "render"]
+RELOAD_WAIT_S = 600.0  # a first TensorRT build of a new engine takes minutes on the Jetson
 
 
 def _test_stall(loop: str, started: float) -> bool:
@@ -41,22 +48,69 @@ def _test_stall(loop: str, started: float) -> bool:
 
 
 class ListenThread(threading.Thread):
-    """Reads the source one hop at a time, runs the engine, queues estimates."""
+    """Reads the source one hop at a time, runs the engine, queues estimates. A new engine
+    (``swap_to``) takes over at the top of the loop, i.e. between two windows."""
+
+    RECENT_S = 30.0  # audio kept for a new engine's first window
 
     def __init__(self, listener: Listener, source, watchdog: Watchdog, stop: threading.Event):
         super().__init__(name="listen", daemon=True)
         self.listener, self.source, self.watchdog, self.stop = listener, source, watchdog, stop
-        self.heard: queue.SimpleQueue[GenreEstimate] = queue.SimpleQueue()
+        # estimates, and engine events (dicts) in the order they happened
+        self.heard: queue.SimpleQueue[GenreEstimate | dict] = queue.SimpleQueue()
+        self._recent: deque[np.ndarray] = deque()
+        self._recent_n = 0
+        self._next: tuple[Loaded, Callable[[bool, str], None]] | None = None
+        self._next_lock = threading.Lock()
+        self._last_t: float | None = None
+        self._announce: dict | None = None
+
+    def swap_to(self, new: Loaded, done: Callable[[bool, str], None]) -> None:
+        """Hand over a new engine; ``done(ok, message)`` is called once it has taken over."""
+        with self._next_lock:
+            self._next = (new, done)
+
+    def _remember(self, samples: np.ndarray) -> None:
+        self._recent.append(samples)
+        self._recent_n += len(samples)
+        keep = int(self.RECENT_S * self.listener.fe.sample_rate)
+        while self._recent and self._recent_n - len(self._recent[0]) >= keep:
+            self._recent_n -= len(self._recent.popleft())
+
+    def _take_over(self) -> None:
+        with self._next_lock:
+            nxt, self._next = self._next, None
+        if nxt is None:
+            return
+        new, done = nxt
+        old = self.listener
+        try:
+            recent = np.concatenate(self._recent) if self._recent else np.zeros(0, np.float32)
+            new.listener.continue_from(old, recent)
+        except Exception as e:  # keep the old engine rather than stop listening
+            done(False, f"{new.label} could not take over: {e}")
+            return
+        self.listener = new.listener
+        self._announce = {"event": "engine", "switched": True, "engine": new.label,
+                          "replaced": old.bundle.label, "runs_on": new.runs_on,
+                          "last_window_t": None if self._last_t is None else round(self._last_t, 3)}
+        done(True, "")
 
     def run(self) -> None:
-        hop = self.listener.bundle.hop_samples
         started = time.monotonic()
         while not self.stop.is_set():
             if _test_stall("listen", started):
                 self.stop.wait(0.1)
                 continue
+            self._take_over()
             try:
-                for estimate in self.listener.feed(self.source.read(hop)):
+                samples = self.source.read(self.listener.bundle.hop_samples)
+                self._remember(samples)
+                for estimate in self.listener.feed(samples):
+                    if self._announce is not None:  # queued just before what it explains
+                        self.heard.put({**self._announce, "first_window_t": round(estimate.t, 3)})
+                        self._announce = None
+                    self._last_t = estimate.t
                     self.heard.put(estimate)
             except Exception:  # keep listening; the watchdog tells systemd if this persists
                 log.exception("listener step failed")
@@ -64,26 +118,13 @@ class ListenThread(threading.Thread):
                 continue
             self.watchdog.beat("listen")
 
-    def drain(self) -> list[GenreEstimate]:
+    def drain(self) -> list[GenreEstimate | dict]:
         out = []
         while True:
             try:
                 out.append(self.heard.get_nowait())
             except queue.Empty:
                 return out
-
-
-def _open_listener(config: Config) -> Listener:
-    try:
-        return open_listener(config.listen.engine, backend=config.listen.backend,
-                             threads=config.listen.threads)
-    except (BundleError, OSError) as e:
-        if Path(config.listen.engine).resolve() == default_engine_dir().resolve():
-            raise
-        log.error("engine %s unusable (%s); falling back to the shipped engine",
-                  config.listen.engine, e)
-        return open_listener(default_engine_dir(), backend=config.listen.backend,
-                             threads=config.listen.threads)
 
 
 def _load_show(config: Config) -> Show:
@@ -109,12 +150,44 @@ def _events_log(events_dir: Path) -> EventLog:
         return EventLog(None)
 
 
+def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict]):
+    """The control socket, or None (said in the log) where it cannot be made."""
+    path = config.service.control_socket
+    if path is None:
+        return None
+
+    def handle(req: dict) -> dict:
+        cmd = req.get("cmd")
+        if cmd == "status":
+            return {"ok": True, **status()}
+        if cmd == "reload":
+            ticket = hotswap.request()
+            if not ticket.done.wait(RELOAD_WAIT_S):
+                return {"ok": False, "error": f"the reload did not finish within "
+                                              f"{RELOAD_WAIT_S:g} s; see the status line"}
+            return ticket.outcome
+        return {"ok": False, "error": f"unknown command {cmd!r}; try status or reload"}
+
+    try:
+        server = ControlServer(Path(path), handle, group=config.service.control_group)
+    except (ControlUnavailable, OSError) as e:
+        log.warning("no control socket (%s); SIGHUP still reloads the engine", e)
+        return None
+    server.start()
+    log.info("control socket at %s", path)
+    return server
+
+
 def run(config: Config) -> int:
     stop = threading.Event()
+    reload_asked = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())  # systemctl reload appliance
 
-    listener = _open_listener(config)
+    engines = EngineSource(config)
+    running = engines.open_initial()
+    listener = running.listener
     show = _load_show(config)
     a = config.audio
     source = open_source(a.source, rate=listener.fe.sample_rate, realtime=True,
@@ -134,30 +207,50 @@ def run(config: Config) -> int:
     loop = ShowLoop(director, player, events)
     watchdog = Watchdog(LOOPS, watchdog_interval())
     listen = ListenThread(listener, source, watchdog, stop)
-    log.info("listening on %s with %s (%s); show %s", a.source, listener.bundle.label,
-             listener.engine.backend, show.title)
+    hotswap = HotSwap(engines, running, listen)
+    log.info("listening on %s with %s; show %s", a.source, running.describe(), show.title)
 
+    def status() -> dict:  # for the control socket; read from its thread
+        return {"state": director.state, "hearing": director.genre, "input": source.status,
+                **hotswap.running.to_dict(), "reload_failed": hotswap.last_failure,
+                "frames": dict(player.stats)}
+
+    control = _control_server(config, hotswap, status)
     listen.start()
     t0 = time.monotonic()
     frame = 0
-    status = ""
+    status_line = ""
     status_at = 0.0
     started = t0
+    reloading: Ticket | None = None
     try:
         while not stop.is_set():
             now = time.monotonic()
             t = now - t0
+            if reload_asked.is_set():
+                reload_asked.clear()
+                log.info("SIGHUP: reloading the engine")
+                notify("RELOADING=1")
+                reloading = hotswap.request()
+            if reloading is not None and reloading.done.is_set():
+                notify("READY=1")  # systemd: the reload is over (switched or not)
+                reloading = None
             if not _test_stall("render", started):
-                loop.step(t, listen.drain())        # heard → director → frame on screen
+                heard = listen.drain()
+                for notice in [h for h in heard if isinstance(h, dict)]:  # engine switches
+                    events.write({"t": round(t, 4), **notice,
+                                  "dropped": player.stats["dropped"]})
+                heard = [h for h in heard if not isinstance(h, dict)]
+                loop.step(t, heard)                 # heard → director → frame on screen
                 watchdog.beat("render")
             watchdog.beat("capture", at=source.last_progress)
             watchdog.tick()
             if now - status_at >= 1.0:
                 new = (f"{director.state}; hearing {director.genre or 'nothing yet'}; "
-                       f"input {source.status}")
-                if new != status:
+                       f"input {source.status}; {hotswap.status()}")
+                if new != status_line:
                     notify(f"STATUS={new}")
-                    status = new
+                    status_line = new
                 status_at = now
             frame += 1
             # pace to the show's frame rate; a late frame is not made up for
@@ -169,10 +262,11 @@ def run(config: Config) -> int:
     finally:
         notify("STOPPING=1")
         log.info("stopping")
+        if control is not None:
+            control.close()
         listen.join(timeout=1.0)
         source.close()
         player.close()
         events.write({"t": round(time.monotonic() - t0, 3), "event": "stats", **player.stats})
         events.close()
     return 0
-
