@@ -14,7 +14,8 @@ class GenreEstimate:
 
     ``t`` is audio time in seconds (samples heard / rate). ``probs`` maps each engine label
     (the four genres and ``none``) to a smoothed probability. ``genre`` is the smoothed
-    decision: one of GENRES, or ``none`` while no music is present.
+    decision: one of GENRES, or ``none`` while no music is present. ``level_db`` is the RMS
+    level of the newest hop of audio in dBFS (the input meter).
     """
 
     t: float
@@ -23,3 +24,4 @@ class GenreEstimate:
     genre: str
     confidence: float
     raw_probs: dict[str, float] = field(default_factory=dict)
+    level_db: float | None = None

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from appliance.audio.level import dbfs
 from appliance.listen.bundle import Bundle
 from appliance.listen.engine import Engine
 from appliance.listen.estimate import GENRES, NONE, GenreEstimate
@@ -74,6 +75,7 @@ class Listener:
         self._heard = 0  # samples fed so far
         self._energy = np.zeros(self._n_frames, np.float32)  # mean square per frame hop
         self._since_estimate = 0
+        self._hop_power = 0.0  # sum of squares of the samples since the last estimate
         self._alpha = 1.0 - math.exp(-b.hop_s / max(1e-6, self.smoothing.tau_s))
         self._smooth: np.ndarray | None = None
         self._music = False
@@ -94,7 +96,9 @@ class Listener:
         pos = 0
         while pos < len(samples):
             take = min(len(samples) - pos, hop - self._since_estimate)
-            self._push(samples[pos:pos + take])
+            chunk = np.asarray(samples[pos:pos + take], np.float32)
+            self._hop_power += float(np.dot(chunk, chunk))
+            self._push(chunk)
             pos += take
             self._since_estimate += take
             if self._since_estimate >= hop:
@@ -177,10 +181,13 @@ class Listener:
         confidence = float(s[self.labels.index(self._genre)]) if self._genre in self.labels else 0.0
         self.last_frontend_ms, fe_ms = 0.0, self.last_frontend_ms
         self.last_cost_ms = fe_ms + self.last_engine_ms
+        hop_db = round(dbfs(self._hop_power / self.bundle.hop_samples), 2)  # the meter
+        self._hop_power = 0.0
         return GenreEstimate(
             t=self.time, probs={lab: float(v) for lab, v in zip(self.labels, s, strict=True)},
             music_present=self._music, genre=self._genre, confidence=confidence,
-            raw_probs={lab: float(v) for lab, v in zip(self.labels, p, strict=True)})
+            raw_probs={lab: float(v) for lab, v in zip(self.labels, p, strict=True)},
+            level_db=hop_db)
 
     def _next_genre(self, p: np.ndarray, s: np.ndarray) -> str:
         """The style to show while music plays, from raw ``p`` and smoothed ``s``."""

@@ -113,6 +113,22 @@ class Director:
         return self._heard_genre
 
     @property
+    def now(self) -> float:
+        """The show clock as of the last :meth:`advance` (0 before the first)."""
+        return self._now if math.isfinite(self._now) else 0.0
+
+    @property
+    def wanted_overlay(self) -> str | None:
+        """The overlay the music asks for now (shown once the dwell rules allow)."""
+        return self._target
+
+    @property
+    def decision_due(self) -> float | None:
+        """Show time at which this performance's ending will be chosen; None outside the film
+        or once it is chosen."""
+        return self._decision_t if self.state == MAIN and self._decision is None else None
+
+    @property
     def decision(self) -> str | None:
         """The ending chosen for this performance, once decided ("default" or a genre)."""
         return self._decision
@@ -243,7 +259,8 @@ class Director:
 
     # --- the decision ----------------------------------------------------------------
 
-    def _decide(self, t: float) -> None:
+    def _choose(self, t: float) -> tuple[str, dict[str, Any]]:
+        """The ending the rules pick from what was heard up to ``t``, with its evidence."""
         show = self.show
         start = max(t - show.listen_s, self._listen_from)
         window = [e for ts, e in self._history if start <= ts <= t]
@@ -263,15 +280,25 @@ class Director:
             genre, reason = DEFAULT_ENDING, NO_ENDING_FILM
         else:
             genre, reason = leading, CONFIDENT
-        self._decision = genre
         evidence = {
             "music_fraction": round(fraction, 4),
             "mean_probs": {g: round(p, 4) for g, p in mean.items()},
             "n_estimates": len(window),
             "leading": leading,
             "reason": reason,
+            "from": round(max(start, 0.0) if math.isfinite(start) else 0.0, 4),
         }
+        return genre, evidence
+
+    def _decide(self, t: float) -> None:
+        genre, evidence = self._choose(t)
+        self._decision = genre
         self._event(t, "ending", genre=genre, evidence=evidence)
+
+    def ending_now(self) -> tuple[str, dict[str, Any]]:
+        """The ending the rules would pick if the decision fell now (for meters and HUDs; it
+        changes nothing): ``(genre, evidence)`` as in the ending event."""
+        return self._choose(self.now)
 
     # --- overlays --------------------------------------------------------------------
 
