@@ -4,27 +4,50 @@ from __future__ import annotations
 
 from appliance.listen.estimate import GenreEstimate
 from appliance.service.events import EventLog
+from appliance.service.performances import Performances
+
+
+def heard_event(t: float, estimate: GenreEstimate) -> dict:
+    """The ``heard`` line of the events file: one smoothed reading (what reports draw)."""
+    return {"t": round(t, 4), "event": "heard",
+            "probs": {k: round(v, 3) for k, v in estimate.probs.items()},
+            "genre": estimate.genre, "music": estimate.music_present,
+            "level_db": estimate.level_db}
 
 
 class ShowLoop:
-    """The same step runs in the daemon (wall clock) and in simulate (audio clock)."""
+    """The same step runs in the daemon (wall clock) and in simulate (audio clock).
+
+    Every reading heard while music plays or a film runs goes into the events file as a
+    ``heard`` line (an empty room in the attract loop writes nothing); ``shows`` keeps the
+    last performances for `appliance status`."""
 
     def __init__(self, director, player, events: EventLog) -> None:
         self.director = director
         self.player = player
         self.events = events
         self.endings: list[str] = []
+        self.last: GenreEstimate | None = None  # the newest reading
+        self.shows = Performances(keep_last=20)
 
     def step(self, t: float, heard: list[GenreEstimate]) -> None:
         for estimate in heard:
             self.director.hear(estimate)
+        if heard:
+            self.last = heard[-1]
         for cue in self.director.advance(t):
             self.player.apply(cue)
         self.player.present(t)
         for event in self.director.drain_events():
             if event.get("event") == "ending":
                 self.endings.append(event.get("genre"))
-            self.events.write(event)
+            self._write(event)
+        for estimate in heard:
+            if estimate.music_present or self.performing:
+                self._write(heard_event(t, estimate))
+
+    def _write(self, event: dict) -> None:
+        self.shows.take(self.events.write(event))
 
     @property
     def performing(self) -> bool:
