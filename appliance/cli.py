@@ -54,7 +54,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                      Path(args.engine) if args.engine else None,
                      Path(args.log) if args.log else None,
                      Path(args.out) if args.out else None, realtime=args.realtime,
-                     backend=args.backend)
+                     backend=args.backend, hud=args.hud)
     print(json.dumps(stats))
     return 0
 
@@ -123,6 +123,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    import time
+
+    from appliance.report import write_report
+    from appliance.service.performances import read_events
+
+    files = [Path(f) for f in args.events]
+    if not files:
+        from appliance.config import load_config
+
+        config, _ = load_config(Path(args.config) if args.config else None)
+        since = time.time() - args.hours * 3600
+        files = sorted(p for p in Path(config.service.events_dir).glob("*.jsonl")
+                       if p.stat().st_mtime >= since)
+        if not files:
+            print(f"appliance: no show events in {config.service.events_dir} from the last "
+                  f"{args.hours:g} hours", file=sys.stderr)
+            return 1
+    read = [read_events(f) for f in files]
+    out = Path(args.out)
+    write_report(read, out)
+    shows = [p for f in read for p in f.performances]
+    endings = [p.ending for p in shows if p.ending]
+    print(f"{out}: {len(shows)} show(s) from {len(read)} file(s)"
+          + (f"; endings {', '.join(endings)}" if endings else ""))
+    for f in read:
+        if f.unreadable:
+            print(f"note: {f.path}: {f.unreadable} unreadable line(s) skipped", file=sys.stderr)
+    return 0
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     from appliance.config import load_config
 
@@ -160,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--log", help="write show events as JSON lines here")
     s.add_argument("--out", help="write a preview MP4 here")
     s.add_argument("--realtime", action="store_true", help="pace to real time")
+    s.add_argument("--hud", action="store_true",
+                   help="draw style bars, the show's state and the time to the decision over "
+                        "the preview")
     s.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"])
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_simulate)
@@ -177,6 +211,15 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--genre", default="jazz", choices=GENRE_AUDIO)
     d.add_argument("--out", help="render to this MP4 instead of a window")
     d.set_defaults(func=cmd_demo)
+
+    rp = sub.add_parser("report", help="a picture of the shows in event files (PNG or HTML)")
+    rp.add_argument("events", nargs="*", help="events files (.jsonl; default: the config's "
+                                              "events folder, the last --hours)")
+    rp.add_argument("--out", required=True, help="FILE.png or FILE.html")
+    rp.add_argument("--hours", type=float, default=24.0,
+                    help="without files: the events of the last this many hours (default 24)")
+    rp.add_argument("--config", help="config file (for its events folder)")
+    rp.set_defaults(func=cmd_report)
 
     cc = sub.add_parser("check-config", help="validate a config file, all problems at once")
     cc.add_argument("--config")

@@ -32,8 +32,9 @@ def audio_duration(path: Path) -> float:
 
 def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Path | None,
              out: Path | None = None, *, realtime: bool = False, backend: str = "auto",
-             output: str = "offscreen") -> dict:
-    """Run a whole show against ``audio``; return the final stats event.
+             output: str = "offscreen", hud: bool = False) -> dict:
+    """Run a whole show against ``audio``; return the final stats event. ``hud``: draw the
+    heads-up display (style bars, state, time to the decision) over every frame.
 
     When the audio ends before the show does, silence follows until the performance's
     ending has played (or, with no performance under way, the show simply stops).
@@ -50,6 +51,10 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
     player = Player(open_output(output, show.size, show.fps, record=str(out) if out else None),
                     show.size, show.fps, realtime=realtime)
     loop = ShowLoop(Director(show), player, events)
+    if hud:
+        from appliance.hud import Hud
+
+        player.on_top = Hud(loop).draw
     # a performance that starts at the very end of the audio still gets its film and ending
     longest_ending = max((m.duration_s for m in show.endings.values()), default=0.0)
     limit_s = length_s + show.main.duration_s + longest_ending + 60.0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pygame
 
 from appliance.show.cues import PlayFilm, SetOverlay
 
@@ -66,6 +68,9 @@ class Player:
         self._preloaded: dict[tuple[Path, bool], VideoDecoder] = {}
         self._last_t: float | None = None
         self._last_slot: int | None = None
+        # drawn over the composed frame before it is presented (a preview's HUD, the box's
+        # self-test card); None: the film alone
+        self.on_top: Callable[[pygame.Surface], None] | None = None
 
     # -- cues ----------------------------------------------------------------------------
 
@@ -167,6 +172,8 @@ class Player:
             clip = over[0]
             comp.overlay(self._frame(clip, t), clip.mix(t), clip.blend)
 
+        if self.on_top is not None:
+            self.on_top(self.output.surface)
         self.output.present()
         self.stats["presented"] += 1
 
