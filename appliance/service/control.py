@@ -2,8 +2,10 @@
 
 A Unix stream socket (``/run/appliance/control.sock``, mode 0660, group ``appliance-admin``).
 A client sends one JSON line, ``{"cmd": "status"}`` or ``{"cmd": "reload"}``, and reads one
-JSON line back. Fleets reach a box over SSH and run ``appliance status`` / ``appliance
-reload`` there, which use :func:`request`.
+JSON line back; for ``{"cmd": "watch"}`` the daemon keeps sending one line per reading until
+the client hangs up. Each client is served on its own thread, so a long reload or a watching
+meter never keeps ``status`` waiting. Fleets reach a box over SSH and run ``appliance
+status`` / ``reload`` / ``listen`` there, which use :func:`request` and :func:`watch`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 log = logging.getLogger("appliance.service")
 
 MAX_REQUEST = 4096
+CLIENTS_MAX = 12  # served at once; more get "busy"
+SEND_TIMEOUT_S = 10.0  # a client that stops reading is let go after this
 
 
 class ControlUnavailable(Exception):
@@ -42,13 +46,17 @@ def _stale(path: Path) -> bool:
 
 
 class ControlServer(threading.Thread):
-    """Answers requests with ``handler(request) -> reply`` on its own thread, one at a time."""
+    """Answers requests with ``handler(request) -> reply``, each client on its own thread.
+    A reply that is an iterator of dicts is streamed, one line each, until the client hangs
+    up or the server closes."""
 
-    def __init__(self, path: Path, handler: Callable[[dict], dict], *, group: str = "") -> None:
+    def __init__(self, path: Path, handler: Callable[[dict], dict | Iterator[dict]], *,
+                 group: str = "") -> None:
         super().__init__(name="control", daemon=True)
         self.path = path
         self._handler = handler
         self._stop = threading.Event()
+        self._slots = threading.BoundedSemaphore(CLIENTS_MAX)
         if not path.parent.is_dir():
             raise ControlUnavailable(f"{path.parent} does not exist (systemd's "
                                      "RuntimeDirectory=appliance makes it)")
@@ -81,11 +89,29 @@ class ControlServer(threading.Thread):
                 continue
             except OSError:
                 break
+            if not self._slots.acquire(blocking=False):
+                with conn:
+                    self._send(conn, {"ok": False, "error": f"{CLIENTS_MAX} clients are already "
+                                                            "connected; try again later"})
+                continue
+            threading.Thread(target=self._client, args=(conn,), name="control-client",
+                             daemon=True).start()
+
+    def _client(self, conn: socket.socket) -> None:
+        try:
             with conn:
                 self._serve(conn)
+        finally:
+            self._slots.release()
+
+    @staticmethod
+    def _send(conn: socket.socket, reply: dict) -> None:
+        conn.settimeout(SEND_TIMEOUT_S)
+        conn.sendall((json.dumps(reply, default=str) + "\n").encode())
 
     def _serve(self, conn: socket.socket) -> None:
         conn.settimeout(5.0)
+        reply: dict | Iterator[dict] | None = None
         try:
             data = b""
             while not data.endswith(b"\n") and len(data) < MAX_REQUEST:
@@ -100,12 +126,24 @@ class ControlServer(threading.Thread):
                 reply = self._handler(req)
             except ValueError as e:
                 reply = {"ok": False, "error": f"bad request: {e}"}
-            conn.settimeout(None)
-            conn.sendall((json.dumps(reply, default=str) + "\n").encode())
+            if isinstance(reply, dict):
+                self._send(conn, reply)
+                return
+            for item in reply:  # a stream: until the client hangs up or the show stops
+                if self._stop.is_set():
+                    break
+                self._send(conn, item)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # a watcher that hung up: the usual way a stream ends
         except OSError as e:
             log.warning("control socket client went away: %s", e)
         except Exception:  # a handler bug must not take the show's socket down
             log.exception("control request failed")
+        finally:
+            if reply is not None and not isinstance(reply, dict):
+                close = getattr(reply, "close", None)
+                if close is not None:
+                    close()
 
     def close(self) -> None:
         self._stop.set()
@@ -114,20 +152,62 @@ class ControlServer(threading.Thread):
             self.path.unlink()
 
 
-def request(path: Path | str, cmd: str, *, timeout: float = 10.0) -> dict:
-    """Send one request to the daemon and return its reply."""
-    path = Path(path)
+def _connect(path: Path, cmd: str, timeout: float) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(timeout)
     try:
-        try:
-            s.connect(str(path))
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            raise ControlUnavailable(f"no running show answers at {path} ({e.strerror})") from e
-        except PermissionError as e:
-            raise ControlUnavailable(f"not allowed to use {path}: run with sudo or join "
-                                     "group appliance-admin") from e
+        s.connect(str(path))
         s.sendall((json.dumps({"cmd": cmd}) + "\n").encode())
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        s.close()
+        raise ControlUnavailable(f"no running show answers at {path} ({e.strerror})") from e
+    except PermissionError as e:
+        s.close()
+        raise ControlUnavailable(f"not allowed to use {path}: run with sudo or join "
+                                 "group appliance-admin") from e
+    except OSError as e:
+        s.close()
+        raise ControlUnavailable(f"cannot reach the show at {path} ({e})") from e
+    return s
+
+
+def watch(path: Path | str, cmd: str = "watch", *, timeout: float = 10.0) -> Iterator[dict]:
+    """Send a streaming request and yield each line the daemon sends, until it stops (raises
+    ControlUnavailable when the daemon cannot be reached, stops answering for ``timeout``
+    seconds, or goes away)."""
+    path = Path(path)
+    s = _connect(path, cmd, timeout)
+    buf = b""
+    try:
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except TimeoutError as e:
+                raise ControlUnavailable(f"the show at {path} sent nothing for "
+                                         f"{timeout:g} s") from e
+            except OSError as e:
+                raise ControlUnavailable(f"the show at {path} went away ({e})") from e
+            if not chunk:
+                raise ControlUnavailable(f"the show at {path} closed the connection "
+                                         "(it stopped, or restarted)")
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    item = json.loads(line.decode())
+                except ValueError as e:
+                    raise ControlUnavailable(f"the show at {path} gave an unreadable "
+                                             "answer") from e
+                yield item
+    finally:
+        s.close()
+
+
+def request(path: Path | str, cmd: str, *, timeout: float = 10.0) -> dict:
+    """Send one request to the daemon and return its reply."""
+    path = Path(path)
+    s = _connect(path, cmd, timeout)
+    try:
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(65536)
