@@ -134,6 +134,10 @@ class Output:
     def _show(self) -> None:
         """Put ``surface`` on screen (nothing for headless outputs)."""
 
+    def keys(self) -> list[str]:
+        """Names of the keys pressed since the last call (``"t"``, ``"f1"``); none here."""
+        return []
+
     def present(self) -> None:
         """Show the composed ``surface`` (and record it)."""
         self._show()
@@ -203,6 +207,14 @@ class DisplayOutput(Output):
         if not self._headless:
             pygame.event.pump()  # keep the window/console responsive
             pygame.display.flip()
+
+    def keys(self) -> list[str]:
+        """Keys pressed on a keyboard plugged into the box (KMS: SDL reads them through
+        evdev, which needs the ``input`` group), or typed into the window."""
+        if not pygame.display.get_init():
+            return []
+        # every event is taken, so the queue never fills up and drops a key press
+        return [pygame.key.name(e.key) for e in pygame.event.get() if e.type == pygame.KEYDOWN]
 
     def close(self) -> None:
         super().close()
