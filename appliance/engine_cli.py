@@ -1,4 +1,5 @@
-"""The `appliance engine …`, `appliance status` and `appliance reload` commands.
+"""The `appliance engine …` and `appliance reload` commands (`appliance status` is in
+:mod:`appliance.status_cli`, registered here beside reload with the same options).
 
 Every command says what happened in plain words, exits non-zero when it did not happen, and
 prints one JSON object instead with ``--json``. Store commands take ``--store DIR`` (default:
@@ -256,29 +257,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if result["passed"] else 1
 
 
-def cmd_status(args: argparse.Namespace) -> int:
-    from appliance.service.control import ControlUnavailable, request
-
-    config = _config(args)
-    sock = Path(args.control) if args.control else config.service.control_socket
-    if sock is None:
-        return _emit(args, {"error": "no control socket configured"},
-                     ["appliance: the config sets no control socket"], False)
-    try:
-        reply = request(sock, "status")
-    except ControlUnavailable as e:
-        return _emit(args, {"error": str(e)}, [f"appliance: {e}"], False)
-    words = [f"{reply.get('state')}; hearing {reply.get('hearing') or 'nothing yet'}; "
-             f"input {reply.get('input')}",
-             f"engine {reply.get('engine')} on {reply.get('runs_on')}"
-             + (f" ({reply['not_faster']})" if reply.get("not_faster") else ""),
-             f"frames: {reply.get('frames')}"]
-    if reply.get("reload_failed"):
-        words.append(f"last reload failed, the engine above kept playing: "
-                     f"{reply['reload_failed']}")
-    return _emit(args, reply, words, True)
-
-
 def cmd_reload(args: argparse.Namespace) -> int:
     from appliance.service.control import ControlUnavailable, request
 
@@ -366,8 +344,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime's model (TensorRT always builds the INT8 one)")
     c.set_defaults(func=cmd_check)
 
-    c = sub.add_parser("status", parents=[common, daemon], help="ask the running show how it is")
-    c.set_defaults(func=cmd_status)
+    from appliance.listen_cli import add_command as add_listen
+    from appliance.selftest_cli import add_command as add_selftest
+    from appliance.status_cli import add_command as add_status
+
+    add_status(sub, [common, daemon])
+    add_listen(sub, [common, daemon])
+    add_selftest(sub, [common, daemon])
     c = sub.add_parser("reload", parents=[common, daemon],
                        help="ask the running show to switch to the store's current engine")
     c.set_defaults(func=cmd_reload)

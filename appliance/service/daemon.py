@@ -1,8 +1,10 @@
 """`appliance run`: the daemon. Capture thread → listener thread → render loop (main thread).
 
 The render loop reads like the product: take what was heard, let the director decide,
-render the frame. systemd hears READY once the first frame is up, WATCHDOG only while all
-three loops make progress, STATUS when something worth saying changes, STOPPING on SIGTERM.
+render the frame, tell whoever watches over the control socket. systemd hears READY once the
+first frame is up, WATCHDOG only while all three loops make progress, STATUS when something
+worth saying changes, STOPPING on SIGTERM. A key on a keyboard plugged into the box (T or F1)
+puts the self-test on the screen for a minute.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -25,10 +27,14 @@ from appliance.config import Config, demo_show_dir
 from appliance.listen import Listener
 from appliance.listen.estimate import GenreEstimate
 from appliance.player import Player, open_output
+from appliance.service.board import read_board
 from appliance.service.control import ControlServer, ControlUnavailable
 from appliance.service.events import EventLog
 from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
+from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
 from appliance.service.notify import Watchdog, notify, watchdog_interval
+from appliance.service.selftest import Facts, levels_from
+from appliance.service.selftest_screen import SelfTestScreen
 from appliance.service.showloop import ShowLoop
 from appliance.show.director import Director
 from appliance.show.showfile import Show, ShowError, load_show_or_raise
@@ -45,6 +51,25 @@ def _test_stall(loop: str, started: float) -> bool:
     spec = os.environ.get("APPLIANCE_TEST_STALL", "")
     name, _, after = spec.partition("@")
     return name == loop and time.monotonic() - started >= float(after or 0)
+
+
+_test_key_pressed = False
+
+
+def _test_key(started: float) -> None:
+    """The stand-in for a USB keyboard in tests only: APPLIANCE_TEST_KEY=t@3 posts a T key
+    press into pygame's event queue 3 s after start, where a real keyboard's would arrive.
+    Never set on a real box."""
+    global _test_key_pressed
+    spec = os.environ.get("APPLIANCE_TEST_KEY", "")
+    if not spec or _test_key_pressed:
+        return
+    name, _, after = spec.partition("@")
+    if time.monotonic() - started >= float(after or 0):
+        import pygame
+
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=pygame.key.key_code(name)))
+        _test_key_pressed = True
 
 
 class ListenThread(threading.Thread):
@@ -143,30 +168,41 @@ def _load_show(config: Config) -> Show:
 def _events_log(events_dir: Path) -> EventLog:
     path = Path(events_dir) / f"{datetime.now():%Y%m%d-%H%M%S}.jsonl"
     try:
-        return EventLog(path)
+        return EventLog(path, wall_clock=True)
     except OSError as e:
         log.warning("cannot write show events under %s (%s); events go to the log only",
                     events_dir, e)
         return EventLog(None)
 
 
-def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict]):
+def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict],
+                    feed: LiveFeed):
     """The control socket, or None (said in the log) where it cannot be made."""
     path = config.service.control_socket
     if path is None:
         return None
 
-    def handle(req: dict) -> dict:
+    def readings() -> Iterator[dict]:  # one line per hop; {"idle": true} while quiet
+        yield {"ok": True, **status()}
+        for reading in feed.watch(idle_s=1.0):
+            yield reading if reading is not None else {"idle": True}
+
+    def handle(req: dict) -> dict | Iterator[dict]:
         cmd = req.get("cmd")
         if cmd == "status":
             return {"ok": True, **status()}
+        if cmd == "watch":
+            if feed.watchers >= WATCHERS_MAX:
+                return {"ok": False, "error": f"{WATCHERS_MAX} meters already watch this show; "
+                                              "close one"}
+            return readings()
         if cmd == "reload":
             ticket = hotswap.request()
             if not ticket.done.wait(RELOAD_WAIT_S):
                 return {"ok": False, "error": f"the reload did not finish within "
                                               f"{RELOAD_WAIT_S:g} s; see the status line"}
             return ticket.outcome
-        return {"ok": False, "error": f"unknown command {cmd!r}; try status or reload"}
+        return {"ok": False, "error": f"unknown command {cmd!r}; try status, watch or reload"}
 
     try:
         server = ControlServer(Path(path), handle, group=config.service.control_group)
@@ -185,6 +221,7 @@ def run(config: Config) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())  # systemctl reload appliance
 
+    started, started_wall = time.monotonic(), datetime.now().astimezone()
     engines = EngineSource(config)
     running = engines.open_initial()
     listener = running.listener
@@ -208,20 +245,43 @@ def run(config: Config) -> int:
     watchdog = Watchdog(LOOPS, watchdog_interval())
     listen = ListenThread(listener, source, watchdog, stop)
     hotswap = HotSwap(engines, running, listen)
+    feed = LiveFeed()  # what `appliance listen` and the self-test watch
     log.info("listening on %s with %s; show %s", a.source, running.describe(), show.title)
 
-    def status() -> dict:  # for the control socket; read from its thread
-        return {"state": director.state, "hearing": director.genre, "input": source.status,
+    def status() -> dict:  # for the control socket; read from its threads
+        last = loop.last
+        return {"state": director.state, "hearing": director.genre,
+                "confidence": None if last is None else round(last.confidence, 4),
+                "music": bool(last and last.music_present),
+                "level_db": None if last is None else last.level_db,
+                "overlay": director.overlay, "input": source.status, "source": a.source,
                 **hotswap.running.to_dict(), "reload_failed": hotswap.last_failure,
-                "frames": dict(player.stats)}
+                "frames": dict(player.stats), "output": output.kind,
+                "show": show.title, "show_dir": str(show.folder),
+                "started": started_wall.isoformat(timespec="seconds"),
+                "uptime_s": round(time.monotonic() - started, 1),
+                "shows": loop.shows.recent(5), "board": read_board(),
+                "watchdog_s": watchdog.interval_s, "stalled": watchdog.stalled(),
+                "selftest": selftest.last, "pid": os.getpid()}
 
-    control = _control_server(config, hotswap, status)
-    listen.start()
+    def facts() -> Facts:  # what the self-test looks at, from inside the show
+        engine = hotswap.running
+        return Facts(config, show.folder, engine.listener.bundle.path, engine.origin,
+                     source.status, output.kind, status(), "",
+                     [config.service.events_dir, config.listen.store])
+
+    def selftest_done(checks: list) -> None:  # the result goes into the events file too
+        events.write({"t": round(time.monotonic() - t0, 3), "event": "selftest",
+                      "passed": all(c.ok for c in checks), "checks": [c.to_dict() for c in checks]})
+
+    selftest = SelfTestScreen(facts, lambda seconds: levels_from(feed.watch(idle_s=0.5), seconds),
+                              on_done=selftest_done)
     t0 = time.monotonic()
+    control = _control_server(config, hotswap, status, feed)
+    listen.start()
     frame = 0
     status_line = ""
     status_at = 0.0
-    started = t0
     reloading: Ticket | None = None
     try:
         while not stop.is_set():
@@ -235,13 +295,18 @@ def run(config: Config) -> int:
             if reloading is not None and reloading.done.is_set():
                 notify("READY=1")  # systemd: the reload is over (switched or not)
                 reloading = None
-            if not _test_stall("render", started):
+            if not _test_stall("render", t0):
                 heard = listen.drain()
                 for notice in [h for h in heard if isinstance(h, dict)]:  # engine switches
                     events.write({"t": round(t, 4), **notice,
                                   "dropped": player.stats["dropped"]})
                 heard = [h for h in heard if not isinstance(h, dict)]
+                _test_key(t0)
+                selftest.take_keys(output.keys())   # T or F1 on the box's keyboard
+                player.on_top = selftest.card()     # the self-test's card, while it shows
                 loop.step(t, heard)                 # heard → director → frame on screen
+                for estimate in heard:              # → every meter watching
+                    feed.publish(make_reading(t, estimate, director, source.status))
                 watchdog.beat("render")
             watchdog.beat("capture", at=source.last_progress)
             watchdog.tick()
