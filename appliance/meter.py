@@ -8,6 +8,7 @@ where readings come from is :mod:`appliance.listen_cli`'s job.
 from __future__ import annotations
 
 from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -37,20 +38,27 @@ def level_fraction(level_db: float | None) -> float:
     return (max(LEVEL_FLOOR_DB, min(0.0, level_db)) - LEVEL_FLOOR_DB) / -LEVEL_FLOOR_DB
 
 
+def _bar_grid() -> Table:
+    """Label, bar, number: fixed widths, so the bars line up and nothing is squeezed."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True, style="bold", width=9, min_width=9)
+    grid.add_column(no_wrap=True, width=BAR, min_width=BAR)
+    grid.add_column(no_wrap=True, justify="right", min_width=11)
+    return grid
+
+
 def render(reading: dict | None, header: str, note: str = "") -> Group:
     """The meter's screen for ``reading`` (None: nothing heard yet)."""
-    rows = Table.grid(padding=(0, 1))
-    rows.add_column(no_wrap=True, style="bold", width=9)
-    rows.add_column(no_wrap=True)
-    rows.add_column(no_wrap=True, justify="right")
     r = reading or {}
     level = r.get("level_db")
     inp = r.get("input", "ok")
-    rows.add_row("input", bar(level_fraction(level), style="bold" if inp == "ok" else "red"),
-                 f"{level:6.1f} dBFS" if isinstance(level, int | float) else "   - dBFS")
-    rows.add_row("", Text("mic delivers" if inp == "ok" else inp,
-                          style="" if inp == "ok" else "bold red"), "")
-    rows.add_row("", "", "")
+    meter = _bar_grid()
+    meter.add_row("input", bar(level_fraction(level), style="bold" if inp == "ok" else "red"),
+                  f"{level:6.1f} dBFS" if isinstance(level, int | float) else "   - dBFS")
+    # the input's status in full, wrapped under the level: when it fails, it says what to fix
+    mic = Padding(Text("mic delivers" if inp == "ok" else inp,
+                       style="" if inp == "ok" else "bold red"), (0, 0, 1, 10))
+    rows = _bar_grid()
     probs = r.get("probs") or {}
     for label in LABELS:
         p = float(probs.get(label, 0.0))
@@ -58,7 +66,7 @@ def render(reading: dict | None, header: str, note: str = "") -> Group:
     rows.add_row("", "", "")
     info = Table.grid(padding=(0, 1))
     info.add_column(no_wrap=True, style="bold", width=9)
-    info.add_column(overflow="ellipsis", no_wrap=True, max_width=68)
+    info.add_column(overflow="fold")  # the ending's evidence may take two lines
     if reading is None:
         info.add_row("style", "nothing heard yet")
     else:
@@ -85,5 +93,5 @@ def render(reading: dict | None, header: str, note: str = "") -> Group:
     footer.append("Ctrl-C to quit", style="bright_black")
     if reading is not None:
         footer.append(f"   t {r.get('t', 0):.1f} s", style="bright_black")
-    return Group(Text(header, style="bold", overflow="fold"), rows, info,
+    return Group(Text(header, style="bold", overflow="fold"), meter, mic, rows, info,
                  footer)

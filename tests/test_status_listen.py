@@ -225,3 +225,32 @@ def test_listen_json_gives_one_reading_per_hop_from_the_running_show(show, band_
         assert set(x["probs"]) == {"baroque", "classical", "ragtime", "jazz", "none"}
         assert x["ending_now"]["genre"] in ("jazz", "default")
         assert x["state"] in ("attract", "main", "ending", "rest")
+
+
+def test_the_meter_fits_80x24_and_keeps_labels_and_numbers_with_a_long_input_status():
+    """A missing mic gives the longest words the meter shows: they wrap under the level;
+    the labels, bars and numbers keep their widths (once they were squeezed to 'i…')."""
+    from appliance.audio import open_source
+    from appliance.meter import render
+
+    # the words the real ALSA source gives for a mic that is not there (it does not raise)
+    src = open_source("alsa:stage_mic_that_is_not_there", rate=16000)
+    status = src.status
+    src.close()
+    assert status.startswith("no input:") and len(status) > 60
+    reading = {"t": 1.0, "probs": {"none": 0.97, "jazz": 0.03}, "genre": "none",
+               "confidence": 0.97, "music": False, "level_db": -120.0, "input": status,
+               "state": "main", "overlay": "jazz", "wanted_overlay": "ragtime",
+               "ending_now": {"genre": "default", "reason": "too_little_music",
+                              "leading": "ragtime", "music_fraction": 0.123,
+                              "n_estimates": 400, "mean_probs": {"ragtime": 0.41}},
+               "decision_in": 123.0}
+    header = "the running show (genre-10.10 on ONNX Runtime INT8; " + "A" * 60 + ") at /x"
+    console = Console(record=True, width=80, height=24, file=open(os.devnull, "w"))
+    console.print(render(reading, header, "no reading for a second: is the show listening?"))
+    lines = console.export_text().rstrip("\n").splitlines()
+    assert len(lines) <= 24 and all(len(x) <= 80 for x in lines), lines
+    assert " ".join(" ".join(lines).split()).count(" ".join(status.split())) == 1
+    assert next(x for x in lines if x.startswith("input ")).rstrip().endswith("-120.0 dBFS")
+    assert _row("\n".join(lines), "none") == 0.97 and _row("\n".join(lines), "jazz") == 0.03
+    assert "music 12 % of 400 readings" in " ".join(" ".join(lines).split())
