@@ -21,7 +21,8 @@ def make_reading(t: float, estimate: GenreEstimate, director: Director | None,
                  input_status: str) -> dict:
     """One reading, as the meter and the self-test get it (from the daemon or made locally).
     ``t`` is the show's clock; ``heard_t`` the audio time of the hop the estimate ends at."""
-    r = {"t": round(t, 3), "heard_t": round(estimate.t, 3), "probs": {k: round(v, 4) for k, v in estimate.probs.items()},
+    r = {"t": round(t, 3), "heard_t": round(estimate.t, 3),
+         "probs": {k: round(v, 4) for k, v in estimate.probs.items()},
          "genre": estimate.genre, "confidence": round(estimate.confidence, 4),
          "music": estimate.music_present, "level_db": estimate.level_db,
          "input": input_status}
