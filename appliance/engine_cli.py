@@ -344,6 +344,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="ONNX Runtime's model (TensorRT always builds the INT8 one)")
     c.set_defaults(func=cmd_check)
 
+    from appliance.calibrate_cli import add_command as add_calibrate
     from appliance.listen_cli import add_command as add_listen
     from appliance.selftest_cli import add_command as add_selftest
     from appliance.status_cli import add_command as add_status
@@ -351,6 +352,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     add_status(sub, [common, daemon])
     add_listen(sub, [common, daemon])
     add_selftest(sub, [common, daemon])
+    add_calibrate(sub, switch, store)
     c = sub.add_parser("reload", parents=[common, daemon],
                        help="ask the running show to switch to the store's current engine")
     c.set_defaults(func=cmd_reload)

@@ -19,6 +19,7 @@ import numpy as np
 
 from appliance.audio.level import dbfs
 from appliance.listen.bundle import Bundle
+from appliance.listen.calibration import Calibration, manifest_sha256
 from appliance.listen.engine import Engine
 from appliance.listen.estimate import GENRES, NONE, GenreEstimate
 from appliance.listen.frontend import log_mel
@@ -55,7 +56,8 @@ class Smoothing:
 class Listener:
     """Feed audio at the engine's rate; get one GenreEstimate per hop."""
 
-    def __init__(self, engine: Engine, smoothing: Smoothing | None = None) -> None:
+    def __init__(self, engine: Engine, smoothing: Smoothing | None = None,
+                 calibration: Calibration | None = None) -> None:
         b: Bundle = engine.bundle
         self.engine = engine
         self.bundle = b
@@ -84,6 +86,14 @@ class Listener:
         self.last_engine_ms = 0.0     # engine time of the last estimate
         self.last_frontend_ms = 0.0   # front-end time accumulating towards the next estimate
         self.last_cost_ms = 0.0       # front end + engine behind the last estimate
+        # the venue's calibration (appliance.listen.calibration), made for this engine only
+        self.calibration: Calibration | None = None
+        if calibration is not None:
+            calibration.check_for(b.label, manifest_sha256(b.path), tuple(b.labels))
+            self.calibration = calibration
+        self.last_engine_probs: np.ndarray | None = None  # the engine's own, uncalibrated
+        self.last_embedding: np.ndarray | None = None
+        self.last_window_db = -120.0  # the level the silence gate judged the last window by
 
     @property
     def time(self) -> float:
@@ -152,10 +162,14 @@ class Listener:
 
     def _estimate(self) -> GenreEstimate:
         t0 = time.perf_counter()
-        probs, _emb = self.engine.infer(self._mel[None, None])
-        self.last_engine_ms = (time.perf_counter() - t0) * 1000
+        probs, emb = self.engine.infer(self._mel[None, None])
         p = probs[0].astype(np.float64)
+        self.last_engine_probs, self.last_embedding = p, emb[0]
+        if self.calibration is not None:
+            p = self.calibration.apply(p, emb[0])
+        self.last_engine_ms = (time.perf_counter() - t0) * 1000  # calibration included
         level_db = 10 * math.log10(float(self._energy.mean()) + 1e-12)
+        self.last_window_db = level_db
         if level_db < self.smoothing.level_floor_db and self._none_idx is not None:
             p = np.zeros_like(p)
             p[self._none_idx] = 1.0

@@ -19,6 +19,7 @@ from pathlib import Path
 from appliance.config import Config, default_engine_dir
 from appliance.listen import Listener, load_bundle
 from appliance.listen.bundle import MANIFEST, BundleError
+from appliance.listen.calibration import CalibrationStore
 from appliance.listen.engine import backend_label, open_checked_engine, why_not_faster
 from appliance.store import Policy, Store, StoreError
 
@@ -34,17 +35,20 @@ class Loaded:
     runs_on: str
     why: str = ""
     manifest_sha256: str = ""
+    calibration: str = ""  # sha256 of the venue calibration it runs with; "" = none
 
     @property
     def label(self) -> str:
         return self.listener.bundle.label
 
     def describe(self) -> str:
-        return f"{self.label} on {self.runs_on}" + (f" ({self.why})" if self.why else "")
+        return (f"{self.label} on {self.runs_on}" + (f" ({self.why})" if self.why else "")
+                + (", calibrated to the venue" if self.calibration else ""))
 
     def to_dict(self) -> dict:
         return {"engine": self.label, "origin": self.origin, "runs_on": self.runs_on,
-                "not_faster": self.why, "path": str(self.listener.bundle.path)}
+                "not_faster": self.why, "path": str(self.listener.bundle.path),
+                "calibrated": bool(self.calibration)}
 
 
 def _sha(path: Path) -> str:
@@ -67,19 +71,33 @@ class EngineSource:
         self.store = None if config.listen.engine else Store(config.listen.store,
                                                               store_policy(config))
 
+    def _calibrated(self, loaded: Loaded) -> Loaded:
+        """Attach the venue's calibration (``appliance calibrate``) when it was made for
+        exactly this engine; one made for another engine is left off, and the log says so."""
+        bundle = loaded.listener.bundle
+        cal, why = CalibrationStore(self.config.listen.store).load_for(bundle)
+        if why:
+            log.warning("%s runs without the venue calibration: %s", bundle.label, why)
+        if cal is not None:
+            loaded.listener.calibration = cal
+            loaded.calibration = cal.to_dict()["sha256"]
+            log.info("%s is calibrated to the venue (%s)", bundle.label, cal.kind)
+        return loaded
+
     def _open_folder(self, path: Path, origin: str) -> Loaded:
         bundle = load_bundle(path)
         engine, check = open_checked_engine(bundle, self.config.listen.backend,
                                             threads=self.config.listen.threads)
-        return Loaded(Listener(engine), origin, backend_label(engine),
-                      why_not_faster(check.not_faster), _sha(bundle.path))
+        return self._calibrated(Loaded(Listener(engine), origin, backend_label(engine),
+                                       why_not_faster(check.not_faster), _sha(bundle.path)))
 
     def _open_store(self) -> Loaded:
         assert self.store is not None
         bundle, _signer, record = self.store.open_current()
         engine, check = self.store.open_engine(bundle, record)
-        return Loaded(Listener(engine), "store", backend_label(engine),
-                      why_not_faster(check.get("not_faster", [])), _sha(bundle.path))
+        return self._calibrated(Loaded(Listener(engine), "store", backend_label(engine),
+                                       why_not_faster(check.get("not_faster", [])),
+                                       _sha(bundle.path)))
 
     def open_initial(self) -> Loaded:
         """The engine to start with; falls back to the shipped bundle rather than not play."""
@@ -164,7 +182,8 @@ class HotSwap:
             self._fail(ticket, str(e) or type(e).__name__)
             return
         old = self.running
-        if new.manifest_sha256 == old.manifest_sha256 and new.runs_on == old.runs_on:
+        if (new.manifest_sha256 == old.manifest_sha256 and new.runs_on == old.runs_on
+                and new.calibration == old.calibration):
             self.last_failure = ""
             ticket.finish({"ok": True, "switched": False, "engine": old.label,
                            "runs_on": old.runs_on, "message": f"{old.label} is already playing"})
@@ -184,7 +203,8 @@ class HotSwap:
             self.last_failure = ""
             log.info("reload: switched from %s to %s", old.describe(), new.describe())
             ticket.finish({"ok": True, "switched": True, "engine": new.label,
-                           "replaced": old.label, "runs_on": new.runs_on, "not_faster": new.why})
+                           "replaced": old.label, "runs_on": new.runs_on, "not_faster": new.why,
+                           "calibrated": bool(new.calibration)})
 
         self.listen.swap_to(new, switched)
 
