@@ -341,7 +341,7 @@ def _class_weights(y: np.ndarray, k: int) -> np.ndarray:
 def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha256: str,
         level_floor_db: float = -65.0, window_s: float = 3.0, min_gain: float = 0.01,
         candidates: tuple[Candidate, ...] = CANDIDATES, folds: int = FOLDS,
-        require_room: bool = True) -> FitResult:
+        require_room: bool = True, rule: str = "min") -> FitResult:
     """Choose and fit a calibration on ``takes`` (see the module docstring)."""
     labels = tuple(labels)
     usable = [(tk, tk.usable(level_floor_db)) for tk in takes]
@@ -370,8 +370,11 @@ def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha25
     cv = _folds(ts, folds, window_s)
     engine_pred = logp.argmax(1)
 
-    def cv_scores(cand: Candidate | None) -> tuple[float, float, np.ndarray]:
-        pred = np.full(len(y), -1)
+    w_all = _class_weights(y, k)
+
+    def cv_scores(cand: Candidate | None) -> tuple[float, float, np.ndarray, float]:
+        """Held-back accuracy, log loss, predictions, and the log loss's standard error
+        over the folds."""
         probs = np.zeros((len(y), k))
         for train, test in cv:
             if not test.any():
@@ -388,23 +391,26 @@ def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha25
                 z = z + ((emb[test] - mean) * inv) @ W.T
             probs[test] = _softmax(z)
         pred = probs.argmax(1)
-        w = _class_weights(y, k)
-        return _accuracy(pred, y, present), _nll(probs, y, w), pred
+        per_fold = [_nll(probs[test], y[test], w_all[test]) for _tr, test in cv if test.any()]
+        se = float(np.std(per_fold) / np.sqrt(max(1, len(per_fold) - 1)))
+        return _accuracy(pred, y, present), _nll(probs, y, w_all), pred, se
 
-    base_acc, base_nll, base_pred = cv_scores(None)
+    base_acc, base_nll, base_pred, _se = cv_scores(None)
     rows = [{"model": "engine alone", "cv_accuracy": base_acc, "cv_log_loss": base_nll}]
-    best = None
+    scored = []
     for cand in candidates:
-        acc, nll, pred = cv_scores(cand)
-        rows.append({"model": cand.name, "cv_accuracy": acc, "cv_log_loss": nll})
-        if best is None or nll < best[2]:
-            best = (cand, acc, nll, pred)
-    assert best is not None
-    cand, acc, nll, pred = best
+        acc, nll, pred, se = cv_scores(cand)
+        rows.append({"model": cand.name, "cv_accuracy": acc, "cv_log_loss": nll,
+                     "cv_log_loss_se": se})
+        scored.append((cand, acc, nll, pred, se))
+    best = min(scored, key=lambda r: r[2])
+    if rule == "1se":  # the simplest candidate within one standard error of the best
+        best = next(r for r in scored if r[2] <= best[2] + best[4])
+    cand, acc, nll, pred, _se = best
     per_style = {labels[c]: {"windows": int(np.sum(y == c)),
                              "before": float(np.mean(base_pred[y == c] == c)),
                              "after": float(np.mean(pred[y == c] == c))} for c in present}
-    report = {"chosen": cand.name, "before": base_acc, "after": acc,
+    report = {"chosen": cand.name, "rule": rule, "before": base_acc, "after": acc,
               "log_loss_before": base_nll, "log_loss_after": nll, "min_gain": min_gain,
               "per_style": per_style, "candidates": rows, "windows": int(len(y)),
               "folds": folds, "takes": [tk.name for tk, _ in usable],
