@@ -196,7 +196,7 @@ def windows(engine, clip: dict, x_of, *, keep_all: bool) -> dict[str, np.ndarray
     from training.evaluate import features, window_levels_db, window_starts
 
     b = engine.bundle
-    path = (OUT_CACHE / "windows" / f"{manifest_sha(b)[:16]}-{engine.precision}"
+    path = (OUT_CACHE / "windows" / model_key(engine)
             / f"{_key({**clip, 'keep_all': keep_all})}.npz")
     if path.exists():
         with np.load(path) as d:
@@ -220,8 +220,13 @@ def windows(engine, clip: dict, x_of, *, keep_all: bool) -> dict[str, np.ndarray
     return out
 
 
-def manifest_sha(b) -> str:
-    return hashlib.sha256((b.path / "manifest.json").read_bytes()).hexdigest()
+def model_key(engine) -> str:
+    """What a window's outputs depend on: the model file run, the front end, window and hop
+    (not the rest of the manifest, which ``training.tune_listener`` rewrites)."""
+    b = engine.bundle
+    h = hashlib.sha256(b.model_path(engine.precision).read_bytes())
+    h.update(json.dumps([b.manifest["frontend"], b.window_s, b.hop_s], sort_keys=True).encode())
+    return f"{h.hexdigest()[:16]}-{engine.precision}"
 
 
 # --------------------------------------------------------------------------- scoring
@@ -574,9 +579,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=str(RESULTS_JSON))
     ap.add_argument("--md", default=str(RESULTS_MD))
     ap.add_argument("--md-only", action="store_true", help="write --md from --out again")
+    ap.add_argument("--windows-only", action="store_true", help="only fill the window cache")
     a = ap.parse_args(argv)
     if a.render_only:
         prerender(all_clips(tune=a.tune), a.workers, _log)
+        return
+    if a.windows_only:  # fill the window cache (e.g. while the engine's listener is tuned)
+        from appliance.listen.bundle import load_bundle
+        from appliance.listen.engine import open_checked_engine
+
+        engine, _check = open_checked_engine(load_bundle(a.engine), "onnxruntime", threads=1)
+        load_sets(engine, tune=False, workers=a.workers)
         return
     if a.md_only:  # the page again from the results file
         write_md(json.loads(Path(a.out).read_text()), Path(a.md))

@@ -74,8 +74,8 @@ def main() -> None:
     a, c = statistics.median(cost["plain"]), statistics.median(cost["calibrated"])
     print(f"listener per hop, engine alone:      {med(cost['plain'])}")
     print(f"listener per hop, with calibration:  {med(cost['calibrated'])}")
-    print(f"difference of medians: {1000 * (c - a):+.1f} us ({100 * (c - a) / a:+.1f} %) "
-          f"of a {b.hop_s * 1000:.0f} ms hop budget")
+    print(f"difference of medians: {1000 * (c - a):+.1f} us ({100 * (c - a) / a:+.1f} % of "
+          f"the listener's own cost; the hop is {b.hop_s * 1000:.0f} ms)")
 
 
 if __name__ == "__main__":
