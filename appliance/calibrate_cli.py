@@ -41,6 +41,11 @@ def _open(args: argparse.Namespace):
     return store, config, bundle, engine, CalibrationStore(store.root)
 
 
+def _cannot_write(cs, e: OSError) -> str:
+    return (f"appliance: cannot write {cs.root} ({e.strerror or e}); run the command with sudo; "
+            "nothing was changed")
+
+
 def _floor(bundle) -> float:
     from appliance.listen.listener import Smoothing
 
@@ -141,7 +146,11 @@ def cmd_record(args: argparse.Namespace) -> int:
                "needed); play closer to the mic or longer, or check the input level "
                "(appliance listen)")
         return _emit(args, {**doc, "error": msg}, [heard, msg], False)
-    path = cs.add_take(take)
+    try:
+        path = cs.add_take(take)
+    except OSError as e:
+        return _emit(args, {**doc, "error": _cannot_write(cs, e)}, [heard, _cannot_write(cs, e)],
+                     False)
     doc["take"] = take.name
     doc["path"] = str(path)
     top = sorted(reading.items(), key=lambda kv: -kv[1])[:3]
@@ -174,7 +183,10 @@ def _current_takes(cs, engine, words: list[str]) -> list:
                 continue
             new = _hear_take(engine, audio, take.style, take.source)
             new.name, new.created = take.name, take.created
-            new.save(path)
+            try:
+                new.save(path)
+            except OSError:  # used as heard now; heard again next time
+                pass
             again.append(f"{take.name} (recorded with {take.engine})")
             take = new
         takes.append(take)
@@ -218,7 +230,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         words += [f"appliance: calibration refused: {fr.reason}", *_style_lines(rep),
                   f"nothing was changed; {keeps}"]
         return _emit(args, doc, words, False)
-    path = cs.save(fr.calibration)
+    try:
+        path = cs.save(fr.calibration)
+    except OSError as e:
+        return _emit(args, {**doc, "error": _cannot_write(cs, e)}, [*words, _cannot_write(cs, e)],
+                     False)
     doc["path"] = str(path)
     words += [f"calibrated {bundle.label} to this venue with {rep['chosen']}: held-back windows "
               f"{_pct(rep['before'])} -> {_pct(rep['after'])} (cross-validated over "
@@ -295,7 +311,12 @@ def cmd_reset(args: argparse.Namespace) -> int:
     from appliance.listen.calibration import CalibrationStore
 
     store, config = _store(args)
-    removed = CalibrationStore(store.root).reset(takes=args.takes)
+    cs = CalibrationStore(store.root)
+    try:
+        removed = cs.reset(takes=args.takes)
+    except OSError as e:
+        return _emit(args, {"action": "reset", "error": _cannot_write(cs, e)},
+                     [_cannot_write(cs, e)], False)
     doc = {"action": "reset", "removed": removed}
     if not removed:
         return _emit(args, doc, ["nothing to remove: no calibration"
