@@ -22,8 +22,10 @@ rendered like training, the windows the bundle reports), which must not lose mor
 point.
 
 ``python -m training.calibration_eval ENGINE [--draws 8] [--workers 2]`` writes
-docs/experiments/calibration.json and docs/experiments/calibration.md; ``training.report``
-copies the summary into docs/MODEL.md ("Calibration to the venue").
+docs/experiments/calibration.json and docs/experiments/calibration.md, and puts the summary
+into docs/MODEL.md ("Calibration to the venue"); ``training.report`` writes the same section
+from the JSON whenever MODEL.md is regenerated. ``--tune`` compares the fit's rules on the
+tuning venues (docs/experiments/calibration-tune.json).
 """
 
 from __future__ import annotations
@@ -567,6 +569,33 @@ def _summary_lines(res: dict) -> list[str]:
             for ln in lines[2:]]
 
 
+MODEL_MD = ROOT / "docs" / "MODEL.md"
+
+
+def update_model_md(path: Path = MODEL_MD) -> bool:
+    """Put "Calibration to the venue" (``training.report.venue_calibration_lines``) into an
+    existing MODEL.md, replacing the section if it is there, so the page need not be
+    regenerated for it (``training.evaluate`` writes the same section when it does)."""
+    from training.report import venue_calibration_lines
+
+    lines = venue_calibration_lines()
+    if not lines or not path.is_file():
+        return False
+    text = path.read_text()
+    block = "\n".join(lines) + "\n"
+    head = "## Calibration to the venue\n"
+    if head in text:
+        i = text.index(head)
+        j = text.find("\n## ", i + len(head))
+        text = text[:i] + block + (text[j + 1:] if j >= 0 else "")
+    else:
+        at = [text.find(h) for h in ("## Licen", "## Known weaknesses") if h in text]
+        i = min(at) if at else len(text)
+        text = text[:i] + block + text[i:]
+    path.write_text(text)
+    return True
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m training.calibration_eval",
                                  description=__doc__.split("\n\n")[0])
@@ -609,6 +638,8 @@ def main(argv: list[str] | None = None) -> None:
     Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
     write_md(res, Path(a.md))
     _log(f"wrote {a.out} and {a.md}")
+    if Path(a.out).resolve() == RESULTS_JSON and update_model_md():
+        _log(f"updated the section in {MODEL_MD}")
     print(json.dumps(res["summary"], indent=1))
 
 
