@@ -265,3 +265,39 @@ def test_record_from_the_configured_source_and_plain_refusals(box, tmp_path):
     assert rc == 1 and "'polka' is not a style bands-1 knows" in err
     rc, out, err = box("calibrate", "fit", "--store", str(tmp_path / "empty"))
     assert rc == 1 and "no current engine" in err
+
+
+def test_a_reload_takes_up_a_new_calibration_and_drops_a_removed_one(box, takes_audio):
+    """The running show's reload (HotSwap, as `calibrate fit` / `reset` ask for it) switches
+    when only the calibration changed, and not when nothing did."""
+    import queue
+
+    from appliance.config import load_config
+    from appliance.service.hotswap import EngineSource, HotSwap
+
+    class ListenThread:  # the daemon's listen thread, taking over at once
+        heard: queue.SimpleQueue = queue.SimpleQueue()
+
+        def swap_to(self, new, done) -> None:
+            done(True, "")
+
+    source = EngineSource(load_config(box.config)[0])
+    hs = HotSwap(source, source.open_initial(), ListenThread())
+
+    def reload() -> dict:
+        ticket = hs.request()
+        assert ticket.done.wait(60)
+        return ticket.outcome
+
+    assert reload()["switched"] is False
+    record_all(box, takes_audio)
+    assert box.json("calibrate", "fit")[0] == 0
+    out = reload()
+    assert out["switched"] and out["calibrated"], out
+    assert hs.running.listener.calibration is not None
+    assert "calibrated to the venue" in hs.status()
+    assert reload()["switched"] is False
+    assert box("calibrate", "reset")[0] == 0
+    out = reload()
+    assert out["switched"] and not out["calibrated"], out
+    assert hs.running.listener.calibration is None
