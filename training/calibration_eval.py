@@ -361,6 +361,8 @@ def run_draws(engine, sets: dict, draws: int, fit_kw: dict | None = None) -> dic
         probs, emb, y, clip_of = v["score"]
         entry = {k: v[k] for k in ("venue", "piano", "chain", "score_clips", "score_works",
                                    "pool_works")}
+        if "planned_clips" in v:
+            entry["planned_clips"] = v["planned_clips"]
         entry.update(score_windows=int(len(y)), before=score(probs, y, clip_of, labels),
                      draws=[])
         rng = np.random.default_rng(SEED + v["seed"])
@@ -482,6 +484,13 @@ def summarise(res: dict) -> dict:
             "mean_gain_clips": float(np.mean([r["after_clips"]["mean"] - r["before_clips"]
                                               for r in rows])),
             "ordinary_windows": o["score_windows"], "ordinary_clips": o["score_clips"],
+            "ordinary_planned_clips": o.get("planned_clips"),
+            "draws_below_engine": sum(d["after"]["windows_music"] < v["before"]["windows_music"]
+                                      for v in res["venues"] if v["venue"] != "ordinary"
+                                      for d in v["draws"]),
+            "worst_draw_change": min((d["after"]["windows_music"] - v["before"]["windows_music"],
+                                      v["venue"]) for v in res["venues"]
+                                     if v["venue"] != "ordinary" for d in v["draws"]),
             "ordinary_before": before, "ordinary_after": stats(own),
             "ordinary_accepted": sum(d["accepted"] for d in o["draws"]),
             "ordinary_worst_drop": float(before - min(own)),
@@ -620,8 +629,13 @@ def main(argv: list[str] | None = None) -> None:
         engine, _check = open_checked_engine(load_bundle(a.engine), "onnxruntime", threads=1)
         load_sets(engine, tune=False, workers=a.workers)
         return
-    if a.md_only:  # the page again from the results file
-        write_md(json.loads(Path(a.out).read_text()), Path(a.md))
+    if a.md_only:  # the pages again from the results file
+        res = json.loads(Path(a.out).read_text())
+        res["summary"] = summarise(res)
+        Path(a.out).write_text(json.dumps(res, indent=1) + "\n")
+        write_md(res, Path(a.md))
+        if Path(a.out).resolve() == RESULTS_JSON:
+            update_model_md()
         return
     if a.tune:
         out = tune(a.engine, a.draws, a.workers)
