@@ -521,3 +521,13 @@ def test_the_flicker_line_follows_the_target_it_is_held_to(monkeypatch):
     for targets in (metrics.TARGETS, metrics.TARGETS_DEV_REAL):
         monkeypatch.setitem(targets, "spurious_per_10min", ("<=", 5.0))
     assert "flickers" not in " ".join(weaknesses(_results()))
+
+
+@pytest.mark.parametrize("n", [518223, 16000 * 30, 12345])
+def test_noise_for_robustness_fits_any_clip_length(n):
+    """Lengths whose duration in seconds rounds down a sample (518,223 at 16 kHz) once
+    crashed the robustness curves."""
+    dry = np.sin(np.arange(n) * 0.05).astype(np.float32)
+    bed = np.random.default_rng(0).standard_normal(4000).astype(np.float32)
+    y = ev.with_noise(dry, 10.0, 1, bed)
+    assert y.shape == (n,) and np.isfinite(y).all()

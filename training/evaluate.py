@@ -284,7 +284,8 @@ def with_noise(dry: np.ndarray, snr_db: float, seed: int, bed: np.ndarray) -> np
     n = len(dry)
     off = int(rng.integers(0, max(1, len(bed) - n)))
     b = np.resize(bed[off:], n)
-    noise = _norm(room(n / RATE, rng)[:n]) + 0.5 * _norm(hum(n, rng)) + _norm(b)
+    # one sample spare: int(n / RATE * RATE) can round down to n - 1
+    noise = _norm(room((n + 1) / RATE, rng)[:n]) + 0.5 * _norm(hum(n, rng)) + _norm(b)
     y = _norm(dry) + _norm(noise) * 10 ** (-snr_db / 20)
     return np.clip(_norm(y) * 10 ** (-25 / 20), -1, 1).astype(np.float32)
 
