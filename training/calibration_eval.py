@@ -174,20 +174,9 @@ def _log(msg: str) -> None:
 def render_ordinary(clip: dict) -> np.ndarray:
     """An ordinary val clip as training renders it: from the training cache when it is there
     (never written from here), else rendered in memory the same way."""
-    from training.dataset import CACHE, make_none, render_clip, timbre
+    from training.dataset import render_planned
 
-    path = CACHE / "audio" / f"{_key(clip)}.npy"
-    if path.exists():
-        return np.load(path).astype(np.float32)
-    if clip["source"] in ("score", "performance", "pianist"):
-        x = render_clip(perform_excerpt(clip), timbre(clip["timbre"]), clip["seed"] + 7)
-    elif clip["source"].startswith("jazz"):
-        perf, _info = jazz.jazz_performance(clip["item"], clip["seed"], length_s=clip["length"],
-                                            split=clip["split"])
-        x = render_clip(perf, timbre(clip["timbre"]), clip["seed"] + 7)
-    else:
-        x = make_none(clip["kind"], clip["length"], clip["seed"], split=clip["split"])
-    return x.astype(np.float16).astype(np.float32)
+    return render_planned(clip, write=False)
 
 
 def windows(engine, clip: dict, x_of, *, keep_all: bool) -> dict[str, np.ndarray]:

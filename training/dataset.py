@@ -269,8 +269,9 @@ def perform_excerpt(clip: dict) -> Performance:
     return replay(perf, clip["start"], clip["length"], clip["seed"])
 
 
-def render_planned(clip: dict) -> np.ndarray:
-    """Audio of one planned clip (16 kHz mono float32), cached on disk."""
+def render_planned(clip: dict, *, write: bool = True) -> np.ndarray:
+    """Audio of one planned clip (16 kHz mono float32), cached on disk (read but never
+    written when ``write`` is false: a measurement must not fill the training cache)."""
     path = CACHE / "audio" / f"{_key(clip)}.npy"
     if path.exists():
         return np.load(path).astype(np.float32)
@@ -284,7 +285,8 @@ def render_planned(clip: dict) -> np.ndarray:
     else:
         x = make_none(clip["kind"], clip["length"], clip["seed"], split=clip["split"])
     x16 = x.astype(np.float16)  # what the cache holds, so a fresh render equals a cached one
-    cache_write(path, lambda f: np.save(f, x16))
+    if write:
+        cache_write(path, lambda f: np.save(f, x16))
     return x16.astype(np.float32)
 
 
