@@ -305,8 +305,9 @@ def run(config: Config) -> int:
                 selftest.take_keys(output.keys())   # T or F1 on the box's keyboard
                 player.on_top = selftest.card()     # the self-test's card, while it shows
                 loop.step(t, heard)                 # heard → director → frame on screen
-                for estimate in heard:              # → every meter watching
-                    feed.publish(make_reading(t, estimate, director, source.status))
+                if feed.watchers:                   # → every meter watching (none: no work)
+                    for estimate in heard:
+                        feed.publish(make_reading(t, estimate, director, source.status))
                 watchdog.beat("render")
             watchdog.beat("capture", at=source.last_progress)
             watchdog.tick()
