@@ -119,6 +119,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="where the network trains: auto (a CUDA GPU if PyTorch sees one, "
                          "else the CPU), cpu, cuda")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    ap.add_argument("--init-from", type=Path, default=None, metavar="BUNDLE",
+                    help="continue from this engine bundle's weights (its model.onnx) instead "
+                         "of a fresh network; the network options must match its build")
     return ap.parse_args(argv)
 
 
@@ -138,6 +142,33 @@ def device_name(device: str) -> str:
     import torch
 
     return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
+
+
+def warm_start_source(a: argparse.Namespace) -> dict | None:
+    """What ``--init-from`` names (bundle, model hash, the epochs already in it), after
+    checking that the network options asked for are the ones it was built with."""
+    if a.init_from is None:
+        return None
+    import hashlib
+
+    man_path = a.init_from / "manifest.json"
+    try:
+        man = json.loads(man_path.read_text())
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--init-from {a.init_from}: cannot read its manifest.json ({e})") from e
+    tr = man.get("training", {})
+    asked = {"widths": [int(w) for w in a.widths.split(",")] if a.widths else "model.py default",
+             "register": a.register, "band_norm": a.band_norm}
+    for k, v in asked.items():
+        if k in tr and tr[k] != v:
+            raise SystemExit(f"--init-from {a.init_from}: it was built with {k}={tr[k]!r}, "
+                             f"this build asks for {v!r}")
+    model = a.init_from / "model.onnx"
+    earlier = tr.get("init_from") if isinstance(tr.get("init_from"), dict) else {}
+    return {"bundle": f"{man.get('name')}-{man.get('version')}", "model": str(model),
+            "model_sha256": hashlib.sha256(model.read_bytes()).hexdigest(),
+            # epochs already in those weights, counting any bundle they were continued from
+            "epochs_before": (tr.get("epochs") or 0) + (earlier.get("epochs_before") or 0)}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -189,12 +220,14 @@ def main(argv: list[str] | None = None) -> dict:
     if widths is not None and len(widths) != 4:
         raise SystemExit("--widths wants four comma-separated integers")
     device = training_device(a.device)
+    init = warm_start_source(a)
     print(f"[build] training on {device}", flush=True)
     model, hist = train(xt, yt, xv, yv, labels=LABELS, epochs=epochs, seed=a.seed,
                         time_budget_s=budget, widths=widths, keep=a.keep,
                         lr_follows_budget=a.anneal_to_budget, splice_p=a.splice,
                         mixup_p=a.mixup, register=a.register, band_norm=a.band_norm,
-                        eq_db=a.eq_db, device=device)
+                        eq_db=a.eq_db, device=device, lr=a.lr,
+                        init_from=init["model"] if init else None)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -241,6 +274,8 @@ def main(argv: list[str] | None = None) -> dict:
                      "register": a.register,
                      "band_norm": a.band_norm,
                      "eq_db": a.eq_db,
+                     "lr": a.lr,
+                     "init_from": init,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine(), "device": device_name(device)},
