@@ -63,7 +63,11 @@ SCHEMA: Schema = {
     },
     "service": {
         "events_dir": Field("path", "/var/lib/appliance/events",
-                            "one JSON-lines file of show events per day"),
+                            "show events: one JSON-lines file per show, rotated"),
+        "events_max_kb": Field("int", 16384, "rotate a show's events file at this size (KiB)",
+                               minimum=1, maximum=1048576),
+        "events_keep": Field("int", 8, "rotated events files kept per show (oldest removed)",
+                             minimum=0, maximum=1000),
         "log_level": Field("str", "info", "log verbosity",
                            choices=("debug", "info", "warning", "error")),
         "control_socket": Field("path", "/run/appliance/control.sock",
@@ -112,6 +116,8 @@ class ServiceConfig:
     log_level: str = "info"
     control_socket: Path | None = Path("/run/appliance/control.sock")
     control_group: str = "appliance-admin"
+    events_max_kb: int = 16384
+    events_keep: int = 8
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,8 @@ def config_from_values(values: dict[str, dict[str, Any]], base: Path,
         display=DisplayConfig(display["output"], _resolve(display["record"], base)),
         service=ServiceConfig(_resolve_default(values, "service", "events_dir", base),
                               service["log_level"], _resolve(service["control_socket"], base),
-                              service["control_group"]),
+                              service["control_group"], service["events_max_kb"],
+                              service["events_keep"]),
         source=source,
     )
 

@@ -29,7 +29,7 @@ from appliance.listen.estimate import GenreEstimate
 from appliance.player import Player, open_output
 from appliance.service.board import read_board
 from appliance.service.control import ControlServer, ControlUnavailable
-from appliance.service.events import EventLog
+from appliance.service.events import EventLog, show_events_path
 from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
 from appliance.service.notify import Watchdog, notify, watchdog_interval
@@ -165,14 +165,11 @@ def _load_show(config: Config) -> Show:
     return show
 
 
-def _events_log(events_dir: Path) -> EventLog:
-    path = Path(events_dir) / f"{datetime.now():%Y%m%d-%H%M%S}.jsonl"
-    try:
-        return EventLog(path, wall_clock=True)
-    except OSError as e:
-        log.warning("cannot write show events under %s (%s); events go to the log only",
-                    events_dir, e)
-        return EventLog(None)
+def _events_log(config: Config, show: Show) -> EventLog:
+    """One events file per show, rotated by size and count (``EventLog``)."""
+    s = config.service
+    return EventLog(show_events_path(s.events_dir, show.folder), wall_clock=True,
+                    max_bytes=s.events_max_kb * 1024, keep=s.events_keep)
 
 
 def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict],
@@ -240,7 +237,7 @@ def run(config: Config) -> int:
 
     output.on_first_frame = ready
     director = Director(show)
-    events = _events_log(config.service.events_dir)
+    events = _events_log(config, show)
     loop = ShowLoop(director, player, events)
     watchdog = Watchdog(LOOPS, watchdog_interval())
     listen = ListenThread(listener, source, watchdog, stop)
