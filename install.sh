@@ -28,10 +28,11 @@ if [ "$(id -u)" -ne 0 ]; then sudo_="sudo"; fi
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
 # Build and run dependencies of the Python packages (pyalsaaudio, systemd-python) plus the
-# tools the tests and the training recipe use (fluidsynth + piano soundfonts, mma, sox, espeak-ng).
+# tools the tests and the training recipe use (fluidsynth + piano soundfonts, mma, sox, espeak-ng,
+# systemd for systemd-analyze, which checks the unit).
 RUNTIME_PKGS=(python3-venv python3-dev gcc pkg-config libasound2-dev alsa-utils libsystemd-dev)
 DEV_PKGS=(fluidsynth fluid-soundfont-gm timgm6mb-soundfont musescore-general-soundfont-small
-          mma sox espeak-ng timidity freepats)
+          mma sox espeak-ng timidity freepats systemd)
 
 apt_install() {
   local missing=()
