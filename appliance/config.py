@@ -75,6 +75,9 @@ SCHEMA: Schema = {
                                 "empty = none"),
         "control_group": Field("str", "appliance-admin",
                                "group that may use the control socket (mode 0660)"),
+        "metrics_file": Field("path", "/var/lib/appliance/metrics/appliance.prom",
+                              "Prometheus text-format metrics for node_exporter's textfile "
+                              "collector (no network port); empty = none"),
     },
 }
 
@@ -118,6 +121,7 @@ class ServiceConfig:
     control_group: str = "appliance-admin"
     events_max_kb: int = 16384
     events_keep: int = 8
+    metrics_file: Path | None = Path("/var/lib/appliance/metrics/appliance.prom")
 
 
 @dataclass(frozen=True)
@@ -177,7 +181,8 @@ def config_from_values(values: dict[str, dict[str, Any]], base: Path,
         service=ServiceConfig(_resolve_default(values, "service", "events_dir", base),
                               service["log_level"], _resolve(service["control_socket"], base),
                               service["control_group"], service["events_max_kb"],
-                              service["events_keep"]),
+                              service["events_keep"],
+                              _resolve(service["metrics_file"], base)),
         source=source,
     )
 

@@ -32,6 +32,7 @@ from appliance.service.control import ControlServer, ControlUnavailable
 from appliance.service.events import EventLog, show_events_path
 from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
+from appliance.service.metrics import Metrics, Snapshot
 from appliance.service.notify import Watchdog, notify, watchdog_interval
 from appliance.service.selftest import Facts, levels_from
 from appliance.service.selftest_screen import SelfTestScreen
@@ -211,6 +212,17 @@ def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict]
     return server
 
 
+def _metrics(config: Config) -> Metrics | None:
+    """The metrics file for node_exporter's textfile collector, or None (not configured)."""
+    from appliance.journal import unit_restarts
+
+    path = config.service.metrics_file
+    if path is None:
+        return None
+    log.info("metrics to %s", path)
+    return Metrics(path, restarts=unit_restarts())
+
+
 def run(config: Config) -> int:
     stop = threading.Event()
     reload_asked = threading.Event()
@@ -238,7 +250,9 @@ def run(config: Config) -> int:
     output.on_first_frame = ready
     director = Director(show)
     events = _events_log(config, show)
-    loop = ShowLoop(director, player, events)
+    metrics = _metrics(config)  # the Prometheus textfile; None when the config sets none
+    loop = ShowLoop(director, player, events,
+                    on_event=metrics.take if metrics is not None else None)
     watchdog = Watchdog(LOOPS, watchdog_interval())
     listen = ListenThread(listener, source, watchdog, stop)
     hotswap = HotSwap(engines, running, listen)
@@ -260,6 +274,16 @@ def run(config: Config) -> int:
                 "shows": loop.shows.recent(5), "board": read_board(),
                 "watchdog_s": watchdog.interval_s, "stalled": watchdog.stalled(),
                 "selftest": selftest.last, "pid": os.getpid()}
+
+    def snapshot() -> Snapshot:  # what the metrics file says, once a second
+        last, engine = loop.last, hotswap.running
+        return Snapshot(state=director.state, hearing=director.genre,
+                        music=bool(last and last.music_present), engine=engine.label,
+                        runs_on=engine.runs_on, backend=engine.listener.engine.backend,
+                        mic_up=source.status == "ok", frames=dict(player.stats),
+                        reload_failed=bool(hotswap.last_failure),
+                        stalled_loops=len(watchdog.stalled()),
+                        watchdog_armed=watchdog.interval_s is not None)
 
     def facts() -> Facts:  # what the self-test looks at, from inside the show
         engine = hotswap.running
@@ -314,6 +338,8 @@ def run(config: Config) -> int:
                 if new != status_line:
                     notify(f"STATUS={new}")
                     status_line = new
+                if metrics is not None:
+                    metrics.update(snapshot())  # written only when a value changed
                 status_at = now
             frame += 1
             # pace to the show's frame rate; a late frame is not made up for

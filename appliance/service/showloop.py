@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from appliance.listen.estimate import GenreEstimate
 from appliance.service.events import EventLog
 from appliance.service.performances import Performances
@@ -22,13 +24,15 @@ class ShowLoop:
     ``heard`` line (an empty room in the attract loop writes nothing); ``shows`` keeps the
     last performances for `appliance status`."""
 
-    def __init__(self, director, player, events: EventLog) -> None:
+    def __init__(self, director, player, events: EventLog,
+                 on_event: Callable[[dict], None] | None = None) -> None:
         self.director = director
         self.player = player
         self.events = events
         self.endings: list[str] = []
         self.last: GenreEstimate | None = None  # the newest reading
         self.shows = Performances(keep_last=20)
+        self.on_event = on_event  # also told every event written (the daemon's metrics)
 
     def step(self, t: float, heard: list[GenreEstimate]) -> None:
         for estimate in heard:
@@ -47,7 +51,10 @@ class ShowLoop:
                 self._write(heard_event(t, estimate))
 
     def _write(self, event: dict) -> None:
-        self.shows.take(self.events.write(event))
+        written = self.events.write(event)
+        self.shows.take(written)
+        if self.on_event is not None:
+            self.on_event(written)
 
     @property
     def performing(self) -> bool:
