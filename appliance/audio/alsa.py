@@ -92,7 +92,9 @@ class AlsaSource:
         sample_format: str = "S16_LE",
         buffer_seconds: float = 4.0,
         backoff_initial: float = 0.5,
-        backoff_max: float = 10.0,
+        # a mic back after however long an outage is heard within 2 s (issue 15); one failed
+        # snd_pcm_open a second and a half costs nothing
+        backoff_max: float = 1.5,
         stall_seconds: float = 2.0,
     ) -> None:
         if sample_format not in _FORMATS:

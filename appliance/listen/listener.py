@@ -94,6 +94,10 @@ class Listener:
         self.last_engine_probs: np.ndarray | None = None  # the engine's own, uncalibrated
         self.last_embedding: np.ndarray | None = None
         self.last_window_db = -120.0  # the level the silence gate judged the last window by
+        # windows the engine failed on (raised, or gave NaN/inf): ignored and counted
+        self.bad_windows = 0
+        self.bad_in_a_row = 0
+        self.last_bad = ""  # why the last bad window was bad, in words
 
     @property
     def time(self) -> float:
@@ -114,7 +118,9 @@ class Listener:
             if self._since_estimate >= hop:
                 self._since_estimate = 0
                 if self._frames_seen:
-                    out.append(self._estimate())
+                    estimate = self._estimate()
+                    if estimate is not None:
+                        out.append(estimate)
         return out
 
     def continue_from(self, old: Listener, recent: np.ndarray) -> None:
@@ -160,13 +166,35 @@ class Listener:
         self._frames_seen += k
         self.last_frontend_ms += (time.perf_counter() - t0) * 1000
 
-    def _estimate(self) -> GenreEstimate:
+    def _infer(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The engine's answer for the current window, or None when it raised or answered
+        NaN/inf: that window is ignored (the reading stays where it was) and counted."""
+        try:
+            probs, emb = self.engine.infer(self._mel[None, None])
+            p = np.asarray(probs, np.float64)[0]
+            e = np.asarray(emb)[0]
+            if np.all(np.isfinite(p)) and np.all(np.isfinite(e)):
+                self.bad_in_a_row = 0
+                return p, e
+            why = "returned NaN or infinity"
+        except Exception as error:  # any runtime or driver failure; the show goes on
+            why = f"raised {type(error).__name__}: {error}"[:200]
+        self.bad_windows += 1
+        self.bad_in_a_row += 1
+        self.last_bad = why
+        self._hop_power = 0.0
+        self.last_frontend_ms = 0.0
+        return None
+
+    def _estimate(self) -> GenreEstimate | None:
         t0 = time.perf_counter()
-        probs, emb = self.engine.infer(self._mel[None, None])
-        p = probs[0].astype(np.float64)
-        self.last_engine_probs, self.last_embedding = p, emb[0]
+        answer = self._infer()
+        if answer is None:
+            return None
+        p, emb0 = answer
+        self.last_engine_probs, self.last_embedding = p, emb0
         if self.calibration is not None:
-            p = self.calibration.apply(p, emb[0])
+            p = self.calibration.apply(p, emb0)
         self.last_engine_ms = (time.perf_counter() - t0) * 1000  # calibration included
         level_db = 10 * math.log10(float(self._energy.mean()) + 1e-12)
         self.last_window_db = level_db

@@ -78,6 +78,7 @@ class ListenThread(threading.Thread):
     (``swap_to``) takes over at the top of the loop, i.e. between two windows."""
 
     RECENT_S = 30.0  # audio kept for a new engine's first window
+    FALLBACK_AFTER = 10  # bad windows in a row (5 s at a 0.5 s hop) before falling back
 
     def __init__(self, listener: Listener, source, watchdog: Watchdog, stop: threading.Event):
         super().__init__(name="listen", daemon=True)
@@ -90,6 +91,31 @@ class ListenThread(threading.Thread):
         self._next_lock = threading.Lock()
         self._last_t: float | None = None
         self._announce: dict | None = None
+        self._bad_before = 0  # bad windows of the engines this thread ran before
+        self._fallback_asked = False
+        # called with a reason when the engine keeps failing (the daemon: HotSwap.fall_back)
+        self.on_failing: Callable[[str], None] | None = None
+
+    @property
+    def bad_windows(self) -> int:
+        """Windows ignored because the engine raised or answered NaN/inf, since start."""
+        return self._bad_before + self.listener.bad_windows
+
+    def _check_engine(self) -> None:
+        """Say once when the engine starts failing; ask for a fallback when it persists."""
+        lst = self.listener
+        if lst.bad_in_a_row == 0:
+            if self._fallback_asked:
+                log.warning("engine %s answers again", lst.bundle.label)
+            self._fallback_asked = False
+            return
+        if lst.bad_in_a_row == 1:
+            log.warning("engine %s %s; such windows are ignored and counted (%d so far)",
+                        lst.bundle.label, lst.last_bad, self.bad_windows)
+        if lst.bad_in_a_row >= self.FALLBACK_AFTER and not self._fallback_asked:
+            self._fallback_asked = True
+            if self.on_failing is not None:
+                self.on_failing(f"{lst.last_bad} for {lst.bad_in_a_row} windows in a row")
 
     def swap_to(self, new: Loaded, done: Callable[[bool, str], None]) -> None:
         """Hand over a new engine; ``done(ok, message)`` is called once it has taken over."""
@@ -116,6 +142,8 @@ class ListenThread(threading.Thread):
         except Exception as e:  # keep the old engine rather than stop listening
             done(False, f"{new.label} could not take over: {e}")
             return
+        self._bad_before += old.bad_windows
+        self._fallback_asked = False
         self.listener = new.listener
         self._announce = {"event": "engine", "switched": True, "engine": new.label,
                           "replaced": old.bundle.label, "runs_on": new.runs_on,
@@ -138,6 +166,7 @@ class ListenThread(threading.Thread):
                         self._announce = None
                     self._last_t = estimate.t
                     self.heard.put(estimate)
+                self._check_engine()
             except Exception:  # keep listening; the watchdog tells systemd if this persists
                 log.exception("listener step failed")
                 self.stop.wait(0.5)
@@ -256,6 +285,7 @@ def run(config: Config) -> int:
     watchdog = Watchdog(LOOPS, watchdog_interval())
     listen = ListenThread(listener, source, watchdog, stop)
     hotswap = HotSwap(engines, running, listen)
+    listen.on_failing = hotswap.fall_back  # an engine that keeps failing: FP32, then shipped
     feed = LiveFeed()  # what `appliance listen` and the self-test watch
     log.info("listening on %s with %s; show %s", a.source, running.describe(), show.title)
 
@@ -267,6 +297,7 @@ def run(config: Config) -> int:
                 "level_db": None if last is None else last.level_db,
                 "overlay": director.overlay, "input": source.status, "source": a.source,
                 **hotswap.running.to_dict(), "reload_failed": hotswap.last_failure,
+                "bad_windows": listen.bad_windows,
                 "frames": dict(player.stats), "output": output.kind,
                 "show": show.title, "show_dir": str(show.folder),
                 "started": started_wall.isoformat(timespec="seconds"),

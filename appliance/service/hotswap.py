@@ -20,7 +20,12 @@ from appliance.config import Config, default_engine_dir
 from appliance.listen import Listener, load_bundle
 from appliance.listen.bundle import MANIFEST, BundleError
 from appliance.listen.calibration import CalibrationStore
-from appliance.listen.engine import backend_label, open_checked_engine, why_not_faster
+from appliance.listen.engine import (
+    OnnxEngine,
+    backend_label,
+    open_checked_engine,
+    why_not_faster,
+)
 from appliance.store import Policy, Store, StoreError
 
 log = logging.getLogger("appliance.service")
@@ -127,6 +132,23 @@ class EngineSource:
                       "shipped engine", e)
             return self._open_folder(self.shipped, "shipped")
 
+    def open_fallback(self, running: Loaded, reason: str) -> Loaded | None:
+        """The engine to fall back to when ``running`` keeps failing: the same bundle's FP32
+        model on ONNX Runtime, else the shipped engine; None when there is nothing left."""
+        listener = running.listener
+        bundle, engine = listener.bundle, listener.engine
+        on_fp32 = engine.backend == "onnxruntime" and engine.precision == "fp32"
+        why = f"fell back from {running.label} {running.runs_on}: {reason}"
+        if not on_fp32 and "fp32" in bundle.models:
+            fp32 = OnnxEngine(bundle, precision="fp32", threads=self.config.listen.threads)
+            return self._calibrated(Loaded(Listener(fp32), running.origin, backend_label(fp32),
+                                           why, running.manifest_sha256))
+        if bundle.path.resolve() != self.shipped.resolve():
+            loaded = self._open_folder(self.shipped, "shipped")
+            loaded.why = why
+            return loaded
+        return None
+
     def open_for_reload(self) -> Loaded:
         """The engine a reload switches to; raises when it cannot be used (the caller keeps
         the old one)."""
@@ -157,6 +179,7 @@ class HotSwap:
         self.last_failure: str = ""
         self._lock = threading.Lock()
         self._ticket: Ticket | None = None
+        self._falling_back = False
 
     def request(self) -> Ticket:
         """Start a reload, or join the one under way."""
@@ -205,6 +228,42 @@ class HotSwap:
             ticket.finish({"ok": True, "switched": True, "engine": new.label,
                            "replaced": old.label, "runs_on": new.runs_on, "not_faster": new.why,
                            "calibrated": bool(new.calibration)})
+
+        self.listen.swap_to(new, switched)
+
+    def fall_back(self, reason: str) -> None:
+        """The running engine keeps failing (``reason``): open the next engine down on a
+        worker thread and hand it to the listen thread, which switches between two windows."""
+        with self._lock:
+            if self._falling_back:
+                return
+            self._falling_back = True
+        threading.Thread(target=self._fall_back, args=(reason,), name="fallback",
+                         daemon=True).start()
+
+    def _fall_back(self, reason: str) -> None:
+        old = self.running
+        try:
+            new = self.source.open_fallback(old, reason)
+        except Exception as e:  # the fallback itself is broken: keep ignoring bad windows
+            new = None
+            reason = f"{reason}; the fallback could not open ({e})"
+        if new is None:
+            log.error("engine %s keeps failing (%s) and there is no engine left to fall back "
+                      "to; its bad windows are ignored", old.label, reason)
+            with self._lock:
+                self._falling_back = False
+            return
+
+        def switched(ok: bool, message: str) -> None:
+            if ok:
+                self.running = new
+                log.error("engine %s %s keeps failing (%s); fell back to %s %s", old.label,
+                          old.runs_on, reason, new.label, new.runs_on)
+            else:
+                log.error("engine fallback to %s failed: %s", new.label, message)
+            with self._lock:
+                self._falling_back = False
 
         self.listen.swap_to(new, switched)
 
