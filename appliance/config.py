@@ -68,6 +68,11 @@ SCHEMA: Schema = {
                                minimum=1, maximum=1048576),
         "events_keep": Field("int", 8, "rotated events files kept per show (oldest removed)",
                              minimum=0, maximum=1000),
+        "safe_mode_after": Field("int", 5, "failed starts within safe_mode_window_s before "
+                                 "safe mode (film without listening); 0 = never",
+                                 minimum=0, maximum=1000),
+        "safe_mode_window_s": Field("float", 600.0, "how recent a failed start must be to count",
+                                    minimum=10, maximum=86400),
         "log_level": Field("str", "info", "log verbosity",
                            choices=("debug", "info", "warning", "error")),
         "control_socket": Field("path", "/run/appliance/control.sock",
@@ -121,6 +126,8 @@ class ServiceConfig:
     control_group: str = "appliance-admin"
     events_max_kb: int = 16384
     events_keep: int = 8
+    safe_mode_after: int = 5
+    safe_mode_window_s: float = 600.0
     metrics_file: Path | None = Path("/var/lib/appliance/metrics/appliance.prom")
 
 
@@ -182,7 +189,9 @@ def config_from_values(values: dict[str, dict[str, Any]], base: Path,
                               service["log_level"], _resolve(service["control_socket"], base),
                               service["control_group"], service["events_max_kb"],
                               service["events_keep"],
-                              _resolve(service["metrics_file"], base)),
+                              metrics_file=_resolve(service["metrics_file"], base),
+                              safe_mode_after=service["safe_mode_after"],
+                              safe_mode_window_s=service["safe_mode_window_s"]),
         source=source,
     )
 

@@ -23,6 +23,7 @@ from appliance.service.daemon import ListenThread
 from appliance.service.hotswap import EngineSource, HotSwap
 from appliance.service.notify import Watchdog
 from tests.conftest import band_tone_hz, make_band_bundle, write_wav
+from tests.test_daemon import box  # noqa: F401  (the fixture is used by name)
 
 
 def _config(engine: Path):
@@ -213,3 +214,52 @@ def test_mic_that_vanishes_and_returns_is_heard_again_within_two_seconds(
         src.close()
     lost = [m for m in caplog.messages if "no input" in m]
     assert len(lost) == 1, lost  # said once, not at every retry
+
+
+def test_repeated_crashes_bring_safe_mode_and_a_clean_restart_leaves_it(box, tmp_path):  # noqa: F811
+    """The real daemon killed twice after READY (as systemd's watchdog would) starts a third
+    time in safe mode: film on screen, no engine, no mic, the status line says so."""
+    from tests.test_daemon import Daemon
+
+    config = tmp_path / "appliance.toml"
+    config.write_text((box / "appliance.toml").read_text().replace(
+        "[service]\n", "[service]\nsafe_mode_after = 2\n").replace(
+        str(box / "events"), str(tmp_path / "events")))
+
+    def start(i: int) -> Daemon:
+        (tmp_path / f"d{i}").mkdir()
+        return Daemon(config, tmp_path / f"d{i}", WATCHDOG_USEC="2000000", WATCHDOG_PID="")
+
+    for i in range(2):
+        d = start(i)
+        try:
+            d.wait_for("READY=1", timeout=60)
+            d.proc.kill()  # a crash: no clean stop
+            d.proc.wait()
+        finally:
+            d.close()
+    d = start(2)
+    try:
+        d.wait_for("READY=1", timeout=60)
+        d.collect(1.5)
+        msgs = [m for _, m in d.messages]
+        status = [m for m in msgs if m.startswith("STATUS=")]
+        assert status and status[0].startswith("STATUS=safe mode: 2 failed starts"), status
+        assert "not listening" in status[0] and "WATCHDOG=1" in msgs
+        rc, _ = d.stop()
+    finally:
+        log = d.close()
+    assert rc == 0, log
+    assert log.count("safe mode: 2 failed starts") == 1
+    assert "listening on" not in log  # no engine, no mic
+    events = (tmp_path / "events" / "show.jsonl").read_text()
+    assert '"state":"safe-attract"' in events
+    d = start(3)  # the clean stop above cleared the count: a normal start
+    try:
+        d.wait_for("READY=1", timeout=60)
+        d.collect(1.5)
+        status = [m for _, m in d.messages if m.startswith("STATUS=")]
+        assert status and "safe mode" not in status[0] and "input ok" in status[0], status
+    finally:
+        d.stop()
+        d.close()

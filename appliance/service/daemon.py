@@ -34,6 +34,7 @@ from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
 from appliance.service.metrics import Metrics, Snapshot
 from appliance.service.notify import Watchdog, notify, watchdog_interval
+from appliance.service.safemode import StartRecord, run_safe
 from appliance.service.selftest import Facts, levels_from
 from appliance.service.selftest_screen import SelfTestScreen
 from appliance.service.showloop import ShowLoop
@@ -260,10 +261,15 @@ def run(config: Config) -> int:
     signal.signal(signal.SIGHUP, lambda *_: reload_asked.set())  # systemctl reload appliance
 
     started, started_wall = time.monotonic(), datetime.now().astimezone()
+    show = _load_show(config)
+    starts = StartRecord(Path(config.service.events_dir) / "starts.json",
+                         after=config.service.safe_mode_after,
+                         window_s=config.service.safe_mode_window_s)
+    if starts.begin():  # a crash loop: the film without the engine or the mic
+        return run_safe(config, show, starts)
     engines = EngineSource(config)
     running = engines.open_initial()
     listener = running.listener
-    show = _load_show(config)
     a = config.audio
     source = open_source(a.source, rate=listener.fe.sample_rate, realtime=True,
                          device_rate=a.rate, channels=a.channels,
@@ -389,4 +395,6 @@ def run(config: Config) -> int:
         player.close()
         events.write({"t": round(time.monotonic() - t0, 3), "event": "stats", **player.stats})
         events.close()
+        if stop.is_set():  # a clean stop (SIGTERM): not a failed start
+            starts.clean_stop()
     return 0
