@@ -263,3 +263,79 @@ def test_repeated_crashes_bring_safe_mode_and_a_clean_restart_leaves_it(box, tmp
     finally:
         d.stop()
         d.close()
+
+
+_WALL_STEP = '''
+import datetime as _dt
+import os
+import time
+
+_step = float(os.environ["APPLIANCE_TEST_WALL_STEP"])
+_after = float(os.environ["APPLIANCE_TEST_WALL_STEP_AT"])
+_real_time, _t0 = time.time, time.monotonic()
+
+
+def _stepped():
+    return _real_time() + (_step if time.monotonic() - _t0 >= _after else 0.0)
+
+
+class _SteppedDatetime(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return _dt.datetime.fromtimestamp(_stepped(), tz)
+
+
+time.time = _stepped
+_dt.datetime = _SteppedDatetime
+'''
+
+
+def test_a_wall_clock_step_changes_no_timer(tmp_path, band_bundle):
+    """The real daemon, its wall clock (time.time and datetime.now, what NTP or an RTC-less
+    boot steps) thrown back a year 3 s in: the film, the decision and the rest keep their
+    lengths, the watchdog keeps beating. (The step is made inside the daemon's process by a
+    sitecustomize stand-in: stepping this machine's clock would step every test's.)"""
+    import json
+
+    from tests.conftest import make_tiny_show
+    from tests.test_daemon import Daemon
+
+    make_tiny_show(tmp_path / "show", main_s=4.0, ending_s=2.0, listen_s=2.0, rest_s=1.0)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(_WALL_STEP)
+    mic = _tone_file(tmp_path / "mic.wav", seconds=40.0)
+    (tmp_path / "appliance.toml").write_text(f"""\
+[audio]
+source = "{mic}"
+[listen]
+engine = "{band_bundle}"
+[show]
+path = "{tmp_path / 'show'}"
+[display]
+output = "offscreen"
+[service]
+events_dir = "{tmp_path / 'events'}"
+control_socket = ""
+""")
+    (tmp_path / "d").mkdir()
+    d = Daemon(tmp_path / "appliance.toml", tmp_path / "d", WATCHDOG_USEC="2000000",
+               WATCHDOG_PID="", PYTHONPATH=str(tmp_path / "site"),
+               APPLIANCE_TEST_WALL_STEP=str(-365 * 86400), APPLIANCE_TEST_WALL_STEP_AT="3")
+    try:
+        ready = d.wait_for("READY=1", timeout=60)
+        d.collect(14.0)
+        pings = [t for t, m in d.messages if m == "WATCHDOG=1" and t > ready + 4]
+        assert len(pings) >= 8, d.messages  # every second, through and after the step
+    finally:
+        d.stop()
+        d.close()
+    events = [json.loads(x) for x in (tmp_path / "events" / "show.jsonl").read_text().split()]
+    years = {e["wall"][:4] for e in events}
+    assert len(years) == 2, years  # the step happened, as the daemon saw it
+    states = [(e["t"], e["state"]) for e in events if e["event"] == "state"]
+    mains = [t for t, s in states if s == "main"]
+    endings = [t for t, s in states if s == "ending"]
+    assert len(mains) >= 2 and endings, states  # a whole show, and the next one started
+    assert endings[0] - mains[0] == pytest.approx(4.0, abs=0.25)  # the film kept its length
+    ts = [e["t"] for e in events]
+    assert ts == sorted(ts)
