@@ -32,9 +32,11 @@ def audio_duration(path: Path) -> float:
 
 def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Path | None,
              out: Path | None = None, *, realtime: bool = False, backend: str = "auto",
-             output: str = "offscreen", hud: bool = False) -> dict:
+             output: str = "offscreen", hud: bool = False,
+             record_size: tuple[int, int] | None = None) -> dict:
     """Run a whole show against ``audio``; return the final stats event. ``hud``: draw the
     heads-up display (style bars, state, time to the decision) over every frame.
+    ``record_size``: the preview MP4's size (default: the show's, capped at 1280x720).
 
     When the audio ends before the show does, silence follows until the performance's
     ending has played (or, with no performance under way, the show simply stops).
@@ -48,7 +50,8 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
     length_s = audio_duration(audio)
     source = open_source(f"file:{audio}", rate=rate, realtime=False)
     events = EventLog(log_path)
-    player = Player(open_output(output, show.size, show.fps, record=str(out) if out else None),
+    player = Player(open_output(output, show.size, show.fps, record=str(out) if out else None,
+                                record_size=record_size),
                     show.size, show.fps, realtime=realtime)
     loop = ShowLoop(Director(show), player, events)
     if hud:

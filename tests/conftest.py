@@ -198,3 +198,25 @@ def make_signed_band_bundle(folder: Path, secret: Path, **kw) -> Path:
     make_band_bundle(folder, **kw)
     sign_manifest(folder, secret)
     return folder
+
+
+DEMO_PREVIEW_SIZE = (320, 180)
+
+
+@pytest.fixture(scope="session")
+def demo_jazz_preview(tmp_path_factory) -> tuple[dict, list[dict], Path]:
+    """The demo show simulated once with its jazz performance, recorded small: (stats,
+    events, preview MP4). Shared by the demo end-to-end and the frame-by-frame tests, so CI
+    pays for one 90 s show, not two."""
+    import json
+
+    from appliance.config import demo_show_dir
+    from appliance.simulate import simulate
+
+    demo = demo_show_dir()
+    tmp = tmp_path_factory.mktemp("demo-jazz")
+    log, out = tmp / "events.jsonl", tmp / "preview.mp4"
+    stats = simulate(demo / "audio" / "jazz.flac", demo, None, log, out,
+                     record_size=DEMO_PREVIEW_SIZE)
+    events = [json.loads(x) for x in log.read_text().splitlines()]
+    return stats, events, out
