@@ -165,15 +165,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_check_show(args: argparse.Namespace) -> int:
+    from appliance.player.mediacheck import check_show_media, format_table
     from appliance.show.showfile import load_show
 
+    _setup_logging("error")
     show, problems = load_show(Path(args.show) if args.show else _demo_dir())
     for p in problems:
         print(p)
+    rows = check_show_media(show)  # every film decoded end to end, not just opened
+    if rows:
+        print(format_table(rows, show.folder))
+    bad = len(problems) + sum(len(r.problems) for r in rows)
     ok = getattr(show, "playable", True)
     print(("show playable" if ok else "show NOT playable")
-          + (f", {len(problems)} problem(s)" if problems else ""))
-    return 0 if ok and not problems else 1
+          + (f", {bad} problem(s)" if bad else ""))
+    return 0 if ok and not bad else 1
 
 
 def build_parser() -> argparse.ArgumentParser:

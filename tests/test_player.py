@@ -14,6 +14,7 @@ os.environ["SDL_VIDEODRIVER"] = "dummy"
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from appliance.player import Player, open_output  # noqa: E402
+from appliance.player.card import BACKGROUND  # noqa: E402
 from appliance.show.cues import PlayFilm, SetOverlay  # noqa: E402
 
 SIZE = (64, 48)
@@ -166,11 +167,13 @@ def test_missing_or_corrupt_media_do_not_crash(tmp_path, player, caplog):
         player.apply(SetOverlay(0.0, tmp_path / "nope.mp4", "jazz", fade_s=0.0))
         player.present(0.2)
         assert close_to(pixel(player), (90, 90, 90))  # no overlay, base still shows
-        player.apply(PlayFilm(1.0, corrupt, "ending"))
-        player.present(1.2)
-        assert close_to(pixel(player), (0, 0, 0))  # black base, still running
+        player.apply(PlayFilm(1.0, corrupt, "ending", duration_s=1.0))
+        player.present(1.2)  # the "unavailable" card, still running
+        assert close_to(player.output.surface.get_at((1, 1))[:3], BACKGROUND, tol=2)
+        player.present(2.1)  # its second is over: black
+        assert close_to(player.output.surface.get_at((1, 1))[:3], (0, 0, 0), tol=2)
     assert "nope.mp4" in caplog.text and "corrupt.mp4" in caplog.text
-    assert player.stats["presented"] == 2
+    assert player.stats["presented"] == 3 and player.stats["unavailable"] == 1
 
 
 @pytest.mark.parametrize("player", ["rec.mp4"], indirect=True)

@@ -54,3 +54,23 @@ def draw_card(surface: pygame.Surface, title: str, rows: list[tuple[str, tuple[i
         y += small.get_linesize() // 3
     if footer:
         surface.blit(small.render(footer, True, GREY), (margin, h - margin - small.get_linesize()))
+
+
+UNAVAILABLE = "This part of the film is unavailable"
+
+
+def unavailable_image(size: tuple[int, int], text: str = UNAVAILABLE):
+    """The calm card shown in place of a film that cannot be played: one centred line, dim
+    on the card's dark background, as an (h, w, 3) uint8 array so it crossfades like a film."""
+    import numpy as np
+
+    w, h = size
+    surface = pygame.Surface((w, h))
+    surface.fill(BACKGROUND)
+    size_px = max(8, h // 18)
+    label = font(size_px).render(text, True, GREY)
+    while label.get_width() > w * 0.9 and size_px > 8:  # narrow screens: smaller type
+        size_px = max(8, size_px * 4 // 5)
+        label = font(size_px).render(text, True, GREY)
+    surface.blit(label, ((w - label.get_width()) // 2, (h - label.get_height()) // 2))
+    return np.frombuffer(pygame.image.tobytes(surface, "RGB"), np.uint8).reshape(h, w, 3).copy()

@@ -51,8 +51,15 @@ class VideoDecoder:
     Frames are ``(h, w, 3)`` rgb24 arrays, or ``(h, w, 4)`` rgba when the stream carries
     alpha. Media of another size are scaled to fit (aspect kept, letterboxed on black or
     on transparent). A file that cannot be opened or decoded never raises: ``error`` says
-    why, and the decoder behaves as an empty (ended) video.
+    why, and the decoder behaves as a video that ended there (the player decides what the
+    audience sees instead, and logs it once).
+
+    ``opened`` (class-wide) counts decoders created and ``converted`` the frames this one
+    decoded; ``waits`` counts the times a frame was asked for before it was decoded. The
+    preroll test reads them to prove that a cut did no decoding.
     """
+
+    opened = 0
 
     def __init__(
         self,
@@ -71,12 +78,15 @@ class VideoDecoder:
         self.duration = 0.0
         self.has_alpha = False
         self.ended = False
+        self.converted = 0
+        self.waits = 0
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, queue_frames))
         self._stop = threading.Event()
         self._current: _Frame | None = None
         self._pending: _Frame | None = None
         self._container = None
         self._thread: threading.Thread | None = None
+        VideoDecoder.opened += 1
         try:
             self._container = av.open(str(self.path))
             stream = self._container.streams.video[0]
@@ -95,7 +105,7 @@ class VideoDecoder:
             )
             self.has_alpha = _has_alpha(stream.codec_context.pix_fmt)
         except (av.FFmpegError, OSError, IndexError, ValueError) as exc:
-            self._fail(f"cannot open video {self.path}: {exc}")
+            self._fail(f"cannot open video {self.path}: {exc}", at_open=True)
             return
         self.start_index = max(0, math.floor(start_s * self.fps + 1e-6))
         self._thread = threading.Thread(
@@ -118,6 +128,8 @@ class VideoDecoder:
             if self._pending is None:
                 if self.ended:
                     break
+                if self._queue.empty():
+                    self.waits += 1
                 try:
                     item = self._queue.get(block=block, timeout=timeout if block else None)
                 except queue.Empty:
@@ -133,6 +145,16 @@ class VideoDecoder:
                 break  # the next frame belongs to a later time: keep showing this one
             self._current, self._pending = self._pending, None
         return (self._current.image if self._current is not None else None), fresh
+
+    @property
+    def current_index(self) -> int:
+        """Index of the frame :meth:`frame_at` last returned (-1 before the first)."""
+        return self._current.index if self._current is not None else -1
+
+    @property
+    def ready(self) -> bool:
+        """True once the first frame is decoded and waiting (or the video ended)."""
+        return self._current is not None or not self._queue.empty() or self.ended
 
     def close(self) -> None:
         self._stop.set()
@@ -153,10 +175,11 @@ class VideoDecoder:
 
     # -- producer side -------------------------------------------------------------------
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str, *, at_open: bool = False) -> None:
         self.error = message
-        self.ended = True
-        log.error("%s", message)
+        if at_open:  # no thread: nothing will come. Otherwise the frames decoded before
+            self.ended = True  # the failure are still shown, up to the _END in the queue
+        log.debug("%s", message)  # the player says it to people, once per file
 
     def _put(self, item) -> bool:
         while not self._stop.is_set():
@@ -168,6 +191,7 @@ class VideoDecoder:
         return False
 
     def _convert(self, frame: av.VideoFrame) -> np.ndarray:
+        self.converted += 1
         fmt = "rgba" if self.has_alpha else "rgb24"
         src = (frame.width, frame.height)
         if src == self.size:

@@ -39,8 +39,12 @@ class ShowLoop:
             self.director.hear(estimate)
         if heard:
             self.last = heard[-1]
-        for cue in self.director.advance(t):
+        cues = self.director.advance(t)
+        for cue in cues:
             self.player.apply(cue)
+        preroll = getattr(self.player, "preroll", None)
+        if preroll is not None and not cues:  # a frame that cuts does nothing more
+            preroll(self.director.upcoming())  # the next films, decoded before their cue
         self.player.present(t)
         for event in self.director.drain_events():
             if event.get("event") == "ending":

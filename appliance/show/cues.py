@@ -8,13 +8,17 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class PlayFilm:
-    """Switch the base layer to ``path``, whose first frame belongs at show time ``t``."""
+    """Switch the base layer to ``path``, whose first frame belongs at show time ``t``.
+
+    ``duration_s``: how long the show gives it (the probed length; None for a loop). If the
+    file turns out bad, the player shows its "unavailable" card for that long."""
 
     t: float
     path: Path
     role: str  # "attract" | "main" | "ending"
     loop: bool = False
     fade_s: float = 0.0
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from appliance.listen.estimate import GENRES, NONE, GenreEstimate
@@ -33,6 +34,7 @@ TOO_LITTLE_MUSIC = "too_little_music"
 NO_ENDING_FILM = "no_ending_film"
 
 _HISTORY_MARGIN_S = 10.0  # estimates kept beyond listen_s, for decisions stamped in the past
+PREROLL_S = 8.0  # films a cue may start within this long are named by `upcoming`
 
 
 class Director:
@@ -127,6 +129,36 @@ class Director:
         """Show time at which this performance's ending will be chosen; None outside the film
         or once it is chosen."""
         return self._decision_t if self.state == MAIN and self._decision is None else None
+
+    def upcoming(self) -> list[tuple[Path, bool]]:
+        """The films a cue may start soon, as (path, loop), so the player can open them and
+        decode their first frames ahead (preroll) and the cut needs no decoding.
+
+        In attract: the main film (music may start it any moment). In the film: every
+        candidate ending from PREROLL_S before the decision, only the chosen one once it is
+        decided; the attract film once the silence is near idle_return_s. In the ending and
+        the rest: the attract film (the main film when the show holds its last frame)."""
+        show, t = self.show, self.now
+        attract = ((show.attract or self._main).path, True)
+        main = (self._main.path, False)
+        if self.state == ATTRACT:
+            return [main]
+        if self.state == MAIN:
+            films: list[tuple[Path, bool]] = []
+            if self._decision is not None:
+                chosen = show.endings.get(self._decision) or show.endings.get(DEFAULT_ENDING)
+                if chosen is not None:
+                    films.append((chosen.path, False))
+            elif t >= self._decision_t - PREROLL_S:
+                for info in show.endings.values():
+                    if (info.path, False) not in films:
+                        films.append((info.path, False))
+            quiet = self._quiet_since()
+            if (self._decision is None and show.idle_return_s > 0 and quiet is not None
+                    and t - quiet >= show.idle_return_s - PREROLL_S):
+                films.append(attract)
+            return films
+        return [main] if show.then == "hold" else [attract]
 
     @property
     def decision(self) -> str | None:
@@ -238,7 +270,7 @@ class Director:
         self._decision = None
         self._overlay = None
         self._overlay_since = -math.inf  # "no overlay yet" needs no dwell
-        cues.append(PlayFilm(t, self._main.path, "main"))
+        cues.append(PlayFilm(t, self._main.path, "main", duration_s=self._main.duration_s))
         self._set_state(t, MAIN)
 
     def _enter_ending(self, t: float, cues: list[Cue]) -> None:
@@ -250,7 +282,8 @@ class Director:
             self._enter_rest(t)
             return
         self._ending_end = t + ending.duration_s
-        cues.append(PlayFilm(t, ending.path, "ending", fade_s=show.ending_fade_s))
+        cues.append(PlayFilm(t, ending.path, "ending", fade_s=show.ending_fade_s,
+                             duration_s=ending.duration_s))
         self._set_state(t, ENDING)
 
     def _enter_rest(self, t: float) -> None:
