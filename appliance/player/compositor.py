@@ -62,6 +62,10 @@ class Compositor:
             self._tmp.fill((level, level, level), special_flags=pygame.BLEND_RGB_MULT)
         return self._tmp
 
+    def top(self, draw) -> None:
+        """Let ``draw`` paint over the frame (a HUD, the self-test card)."""
+        draw(self.target)
+
     def overlay(self, image: np.ndarray | None, strength: float, blend: str) -> None:
         """Lay ``image`` over what is drawn, at ``strength`` (0..1)."""
         if image is None or strength <= 0.0:

@@ -138,11 +138,24 @@ class Output:
         """Names of the keys pressed since the last call (``"t"``, ``"f1"``); none here."""
         return []
 
+    compositor_name = "software"
+
+    def compositor(self):
+        """What composes frames for this output: pygame blits into ``surface`` here; the
+        GPU output (appliance.player.gpu) composes with SDL's renderer instead."""
+        from .compositor import Compositor
+
+        return Compositor(self.surface)
+
+    def _picture(self) -> pygame.Surface:
+        """The frame as presented, for the recording."""
+        return self.surface
+
     def present(self) -> None:
-        """Show the composed ``surface`` (and record it)."""
-        self._show()
+        """Show the composed ``surface`` (and record it, before the flip)."""
         if self.recorder is not None:
-            self.recorder.write(_grab(self.surface))
+            self.recorder.write(_grab(self._picture()))
+        self._show()
         self.presented += 1
         if not self.first_frame_presented:
             self.first_frame_presented = True
@@ -221,6 +234,9 @@ class DisplayOutput(Output):
         pygame.display.quit()
 
 
+COMPOSITORS = ("software", "gpu", "auto")
+
+
 def open_output(
     spec: str,
     size: tuple[int, int],
@@ -228,27 +244,49 @@ def open_output(
     *,
     record: str | None = None,
     record_size: tuple[int, int] | None = None,
+    compositor: str = "software",
 ) -> Output:
     """Open ``spec`` ("kms" | "window" | "offscreen" | "auto").
 
     "auto" tries kms, then window, then offscreen, logging which one was chosen and why.
     ``record="x.mp4"`` also writes every presented frame to that MP4 at ``record_size``
-    (default: ``size`` capped at 1280x720).
+    (default: ``size`` capped at 1280x720). ``compositor``: "software" (pygame blits, the
+    reference), "gpu" (SDL's renderer: the GPU where there is one, else SDL's software
+    renderer) or "auto" (the GPU if SDL offers an accelerated renderer, else software).
     """
     if spec not in SPECS:
         raise ValueError(f"unknown output {spec!r}; expected one of {', '.join(SPECS)}")
+    if compositor not in COMPOSITORS:
+        raise ValueError(f"unknown compositor {compositor!r}; expected one of "
+                         f"{', '.join(COMPOSITORS)}")
     kinds = ["kms", "window", "offscreen"] if spec == "auto" else [spec]
     reasons = []
     for kind in kinds:
         try:
-            out = DisplayOutput(kind, size, fps, record=record, record_size=record_size)
+            out = _open_kind(kind, size, fps, record, record_size, compositor, reasons)
         except RuntimeError as exc:
             if spec != "auto":
                 raise
             reasons.append(f"{kind}: {exc}")
             continue
-        if spec == "auto":
+        if spec == "auto" or compositor != "software":
             why = f" ({'; '.join(reasons)})" if reasons else ""
-            log.info("output: using %s%s", kind, why)
+            log.info("output: using %s, %s compositor%s", kind, out.compositor_name, why)
         return out
     raise RuntimeError("no output could be opened: " + "; ".join(reasons))
+
+
+def _open_kind(kind: str, size: tuple[int, int], fps: float, record: str | None,
+               record_size: tuple[int, int] | None, compositor: str,
+               reasons: list[str]) -> Output:
+    if compositor != "software":
+        from .gpu import RendererOutput
+
+        try:
+            return RendererOutput(kind, size, fps, accelerated=1 if compositor == "auto" else -1,
+                                  record=record, record_size=record_size)
+        except RuntimeError as exc:
+            if compositor == "gpu":
+                raise
+            reasons.append(f"{kind} gpu: {exc}")
+    return DisplayOutput(kind, size, fps, record=record, record_size=record_size)

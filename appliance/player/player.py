@@ -14,7 +14,7 @@ import pygame
 from appliance.show.cues import PlayFilm, SetOverlay
 
 from .card import unavailable_image
-from .compositor import BLENDS, Compositor
+from .compositor import BLENDS
 from .decoder import VideoDecoder
 from .output import Output
 
@@ -84,7 +84,7 @@ class Player:
         self.realtime = realtime
         self.stats: dict = {"presented": 0, "late": 0, "dropped": 0, "errors": 0,
                             "unavailable": 0}
-        self._compositor = Compositor(output.surface)
+        self._compositor = output.compositor()  # pygame blits, or SDL's renderer (gpu.py)
         self._base: list[_Clip] = []  # oldest first; at most two matter at once
         self._overlay: list[_Clip] = []
         self._preloaded: dict[tuple[Path, bool], VideoDecoder] = {}
@@ -274,7 +274,7 @@ class Player:
             comp.overlay(self._frame(clip, t), clip.mix(t), clip.blend)
 
         if self.on_top is not None:
-            self.on_top(self.output.surface)
+            comp.top(self.on_top)
         self.output.present()
         self.stats["presented"] += 1
 
