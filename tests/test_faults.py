@@ -339,3 +339,74 @@ control_socket = ""
     assert endings[0] - mains[0] == pytest.approx(4.0, abs=0.25)  # the film kept its length
     ts = [e["t"] for e in events]
     assert ts == sorted(ts)
+
+
+def test_sighup_refuses_a_broken_config_or_show_and_takes_a_good_show(tmp_path, band_bundle):
+    """The real daemon reloads on SIGHUP: a config with a typo and a show that does not parse
+    are refused with their line numbers while the running show plays on; a good new show
+    takes over at the attract loop (the room is silent here, so at once)."""
+    import shutil
+    import signal
+
+    from tests.conftest import make_tiny_show
+    from tests.test_daemon import Daemon
+
+    make_tiny_show(tmp_path / "showA")
+    shutil.copytree(tmp_path / "showA", tmp_path / "showB")
+    (tmp_path / "showB" / "show.toml").write_text(
+        (tmp_path / "showA" / "show.toml").read_text().replace('"tiny"', '"second"'))
+    shutil.copytree(tmp_path / "showA", tmp_path / "broken")
+    (tmp_path / "broken" / "show.toml").write_text("[show]\ntitle = 'x'\nfps = = 3\n")
+    write_wav(tmp_path / "mic.wav", np.zeros(16000 * 60))
+    good = f"""\
+[audio]
+source = "file:{tmp_path / 'mic.wav'}"
+[listen]
+engine = "{band_bundle}"
+[show]
+path = "{tmp_path / 'showA'}"
+[display]
+output = "offscreen"
+[service]
+events_dir = "{tmp_path / 'events'}"
+control_socket = ""
+"""
+    config = tmp_path / "appliance.toml"
+    config.write_text(good)
+    (tmp_path / "d").mkdir()
+    d = Daemon(config, tmp_path / "d")
+
+    def hup_and_wait(contains: str) -> str:
+        d.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            d.collect(0.2)
+            found = [m for _, m in d.messages if m.startswith("STATUS=") and contains in m]
+            if found:
+                return found[-1]
+        raise AssertionError(f"no status with {contains!r}: {d.messages[-5:]}")
+
+    try:
+        d.wait_for("READY=1", timeout=60)
+        config.write_text(good.replace("[display]\n", "[display]\noutptu = 'kms'\n"))
+        status = hup_and_wait("reload refused")
+        assert "appliance.toml:8" in status and "did you mean" in status
+        config.write_text(good.replace("showA", "broken"))
+        status = hup_and_wait("show.toml:3")
+        assert "reload refused" in status and "show.toml:3" in status
+        assert d.proc.poll() is None  # still playing
+        config.write_text(good.replace("showA", "showB"))
+        d.proc.send_signal(signal.SIGHUP)
+        end = time.monotonic() + 15
+        while time.monotonic() < end and not (tmp_path / "events" / "showB.jsonl").exists():
+            time.sleep(0.2)
+        d.collect(1.5)
+        last = [m for _, m in d.messages if m.startswith("STATUS=")][-1]
+        assert "reload refused" not in last
+    finally:
+        d.stop()
+        log = d.close()
+    assert (tmp_path / "events" / "showB.jsonl").exists()
+    assert log.count("SIGHUP: reload refused") == 2
+    assert "now playing show second" in log
+    assert "Traceback" not in log

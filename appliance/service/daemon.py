@@ -34,6 +34,7 @@ from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
 from appliance.service.metrics import Metrics, Snapshot
 from appliance.service.notify import Watchdog, notify, watchdog_interval
+from appliance.service.reload import reload_config_and_show
 from appliance.service.safemode import StartRecord, run_safe
 from appliance.service.selftest import Facts, levels_from
 from appliance.service.selftest_screen import SelfTestScreen
@@ -267,6 +268,8 @@ def run(config: Config) -> int:
                          window_s=config.service.safe_mode_window_s)
     if starts.begin():  # a crash loop: the film without the engine or the mic
         return run_safe(config, show, starts)
+    refused = ""  # why the last SIGHUP's config or show was refused
+    pending_show: Show | None = None  # a reloaded show, waiting for the attract loop
     engines = EngineSource(config)
     running = engines.open_initial()
     listener = running.listener
@@ -303,6 +306,7 @@ def run(config: Config) -> int:
                 "level_db": None if last is None else last.level_db,
                 "overlay": director.overlay, "input": source.status, "source": a.source,
                 **hotswap.running.to_dict(), "reload_failed": hotswap.last_failure,
+                "reload_refused": refused,
                 "bad_windows": listen.bad_windows,
                 "frames": dict(player.stats), "output": output.kind,
                 "show": show.title, "show_dir": str(show.folder),
@@ -347,9 +351,30 @@ def run(config: Config) -> int:
             t = now - t0
             if reload_asked.is_set():
                 reload_asked.clear()
-                log.info("SIGHUP: reloading the engine")
                 notify("RELOADING=1")
-                reloading = hotswap.request()
+                found = reload_config_and_show(config, show)  # refused whole if anything is wrong
+                if not found.ok:
+                    refused = (f"reload refused, kept the running config and show: "
+                               f"{found.errors[0]}" + (f" (and {len(found.errors) - 1} more)"
+                                                       if len(found.errors) > 1 else ""))
+                    log.error("SIGHUP: reload refused, the running config and show stay; "
+                              "%d problem(s):\n  %s", len(found.errors), "\n  ".join(found.errors))
+                    notify("READY=1")
+                else:
+                    refused = ""
+                    if found.show is not None:
+                        pending_show = found.show
+                        log.info("SIGHUP: show %s takes over at the next attract loop",
+                                 found.show.title)
+                    log.info("SIGHUP: reloading the engine")
+                    reloading = hotswap.request()
+            if pending_show is not None and director.state == "attract":
+                show, pending_show = pending_show, None  # between performances, never in one
+                director = Director(show)
+                events.close()
+                events = _events_log(config, show)
+                loop.director, loop.events = director, events
+                log.info("now playing show %s (%s)", show.title, show.folder)
             if reloading is not None and reloading.done.is_set():
                 notify("READY=1")  # systemd: the reload is over (switched or not)
                 reloading = None
@@ -371,7 +396,8 @@ def run(config: Config) -> int:
             watchdog.tick()
             if now - status_at >= 1.0:
                 new = (f"{director.state}; hearing {director.genre or 'nothing yet'}; "
-                       f"input {source.status}; {hotswap.status()}")
+                       f"input {source.status}; {hotswap.status()}"
+                       + (f"; {refused}" if refused else ""))
                 if new != status_line:
                     notify(f"STATUS={new}")
                     status_line = new
