@@ -50,11 +50,17 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from appliance.simulate import simulate
 
     _setup_logging("warning" if not args.verbose else "info")
+    from appliance.audio.file import check_audio_file
+
+    wrong = check_audio_file(args.audio, min_s=0.5)
+    if wrong:
+        print(f"appliance: {args.audio}: {wrong}", file=sys.stderr)
+        return 1
     stats = simulate(Path(args.audio), Path(args.show) if args.show else _demo_dir(),
                      Path(args.engine) if args.engine else None,
                      Path(args.log) if args.log else None,
                      Path(args.out) if args.out else None, realtime=args.realtime,
-                     backend=args.backend, hud=args.hud)
+                     backend=args.backend, hud=args.hud, compositor=args.compositor)
     print(json.dumps(stats))
     return 0
 
@@ -69,7 +75,15 @@ def cmd_classify(args: argparse.Namespace) -> int:
     engine = open_listener(args.engine, backend=args.backend).engine
     hop = engine.bundle.hop_samples
     rate = engine.bundle.frontend.sample_rate
+    from appliance.audio.file import check_audio_file
+
+    failed = 0
     for name in args.files:
+        wrong = check_audio_file(name, min_s=engine.bundle.hop_samples / rate)
+        if wrong:  # said in words, the next file still classified, the exit status non-zero
+            print(f"appliance: {name}: {wrong}", file=sys.stderr)
+            failed += 1
+            continue
         listener = Listener(engine)  # each file is heard from silence, as the box would
         src = open_source(f"file:{name}", rate=rate)
         length = audio_duration(Path(name))
@@ -95,7 +109,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if not args.json and counts:
             top = max(counts, key=counts.get)
             print(f"{name}: mostly {top} ({counts[top]} of {sum(counts.values())} windows)")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -182,6 +196,15 @@ def cmd_check_show(args: argparse.Namespace) -> int:
     return 0 if ok and not bad else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from appliance.player.bench import main as bench_player
+
+    _setup_logging("warning")
+    comps = ["software", "gpu"] if args.compositor == "both" else [args.compositor]
+    return bench_player(Path(args.show) if args.show else _demo_dir(), comps, args.cores,
+                        args.json)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="appliance", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -201,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="draw style bars, the show's state and the time to the decision over "
                         "the preview")
     s.add_argument("--backend", default="auto", choices=["auto", "tensorrt", "onnxruntime"])
+    s.add_argument("--compositor", default="software", choices=["software", "gpu", "auto"],
+                   help="pygame blits (software), SDL's renderer (gpu), or gpu where a GPU is")
     s.add_argument("-v", "--verbose", action="store_true")
     s.set_defaults(func=cmd_simulate)
 
@@ -234,6 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     cs = sub.add_parser("check-show", help="validate a show folder and its media")
     cs.add_argument("show", nargs="?")
     cs.set_defaults(func=cmd_check_show)
+
+    b = sub.add_parser("bench", help="measure a part of the box (player: per-frame costs)")
+    b.add_argument("what", choices=["player"])
+    b.add_argument("--show", help="show folder (default: the demo show, 1080p30)")
+    b.add_argument("--compositor", default="both", choices=["both", "software", "gpu"])
+    b.add_argument("--cores", default="both", choices=["both", "all", "1"],
+                   help="1: pinned to one CPU, as taskset -c 0 (default: all, then 1)")
+    b.add_argument("--json", action="store_true", help="one JSON line per run")
+    b.set_defaults(func=cmd_bench)
 
     from appliance.engine_cli import add_commands
 

@@ -33,10 +33,12 @@ def audio_duration(path: Path) -> float:
 def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Path | None,
              out: Path | None = None, *, realtime: bool = False, backend: str = "auto",
              output: str = "offscreen", hud: bool = False,
-             record_size: tuple[int, int] | None = None) -> dict:
+             record_size: tuple[int, int] | None = None,
+             compositor: str = "software") -> dict:
     """Run a whole show against ``audio``; return the final stats event. ``hud``: draw the
     heads-up display (style bars, state, time to the decision) over every frame.
     ``record_size``: the preview MP4's size (default: the show's, capped at 1280x720).
+    ``compositor``: "software" (pygame blits), "gpu" (SDL's renderer) or "auto".
 
     When the audio ends before the show does, silence follows until the performance's
     ending has played (or, with no performance under way, the show simply stops).
@@ -51,7 +53,7 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
     source = open_source(f"file:{audio}", rate=rate, realtime=False)
     events = EventLog(log_path)
     player = Player(open_output(output, show.size, show.fps, record=str(out) if out else None,
-                                record_size=record_size),
+                                record_size=record_size, compositor=compositor),
                     show.size, show.fps, realtime=realtime)
     loop = ShowLoop(Director(show), player, events)
     if hud:
@@ -96,7 +98,8 @@ def simulate(audio: Path, show_dir: Path, engine_dir: Path | None, log_path: Pat
              "endings": loop.endings, "ending": loop.endings[-1] if loop.endings else None,
              "windows": len(engine_ms),
              "listen_ms_mean": round(sum(engine_ms) / len(engine_ms), 3) if engine_ms else None,
-             "engine": listener.bundle.label, "backend": listener.engine.backend}
+             "engine": listener.bundle.label, "backend": listener.engine.backend,
+             "compositor": player.output.compositor_name}
     events.write(stats)
     events.close()
     return stats

@@ -11,6 +11,7 @@ import logging
 import math
 import queue
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,6 +61,7 @@ class VideoDecoder:
     """
 
     opened = 0
+    decode_ms: list[float] | None = None  # a list: every decoder adds each frame's cost (bench)
 
     def __init__(
         self,
@@ -234,9 +236,12 @@ class VideoDecoder:
         local_wanted = wanted - offset
         if local_wanted > 0:
             self._seek(local_wanted)
+        timing = VideoDecoder.decode_ms
+        clock = time.perf_counter
         while not self._stop.is_set():
             last_local = -1
             held: av.VideoFrame | None = None  # newest frame before local_wanted
+            started = clock()  # decode + convert time per frame, not the time queued
             for frame in self._container.decode(self._stream):
                 if self._stop.is_set():
                     return
@@ -252,8 +257,12 @@ class VideoDecoder:
                     if not self._put(_Frame(offset + local_wanted, self._convert(held))):
                         return
                 held = None
-                if not self._put(_Frame(offset + local, self._convert(frame))):
+                item = _Frame(offset + local, self._convert(frame))
+                if timing is not None:
+                    timing.append((clock() - started) * 1000.0)
+                if not self._put(item):
                     return
+                started = clock()
             if held is not None:  # started past the end: hold the last frame
                 if not self._put(_Frame(offset + local_wanted, self._convert(held))):
                     return

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,9 @@ class Player:
         self._last_slot: int | None = None
         self._card: np.ndarray | None = None
         self._reported: set[Path] = set()
+        # per-frame milliseconds of each stage ("frames": waiting for decoded frames,
+        # "composite", "present"), kept only when a benchmark sets it to a dict of lists
+        self.timing: dict[str, list[float]] | None = None
         # drawn over the composed frame before it is presented (a preview's HUD, the box's
         # self-test card); None: the film alone
         self.on_top: Callable[[pygame.Surface], None] | None = None
@@ -246,36 +250,48 @@ class Player:
         self._last_slot = slot
         self._last_t = t
         comp = self._compositor
+        clock = time.perf_counter
+        t0 = clock()
 
+        # the frames first (this is where a late decoder is waited for), then composing
         base = self._settle(self._base, t)
         if not base:
-            comp.base(None, None, 1.0)
-        elif len(base) == 1:
-            comp.base(self._frame(base[0], t), None, base[0].mix(t))  # first film: from black
+            base_args = (None, None, 1.0)
+        elif len(base) == 1:  # the first film: from black
+            base_args = (self._frame(base[0], t), None, base[0].mix(t))
         else:
             old, new = base
             cur, prev = self._frame(new, t), self._frame(old, t)
             if cur is None and new.decoder is not None:  # realtime: not decoded yet
-                comp.base(prev, None, 1.0)
+                base_args = (prev, None, 1.0)
             else:
-                comp.base(cur, prev, new.mix(t))
-
+                base_args = (cur, prev, new.mix(t))
         carded = bool(base) and base[-1].carded(t)
         if carded:
             self.stats["unavailable"] += 1
         over = [] if carded else self._settle(self._overlay, t)
+        layers = []
         if len(over) == 2:
             old, new = over
             m = new.mix(t)
-            comp.overlay(self._frame(old, t), 1.0 - m, old.blend)
-            comp.overlay(self._frame(new, t), m, new.blend)
+            layers = [(self._frame(old, t), 1.0 - m, old.blend),
+                      (self._frame(new, t), m, new.blend)]
         elif over:
             clip = over[0]
-            comp.overlay(self._frame(clip, t), clip.mix(t), clip.blend)
+            layers = [(self._frame(clip, t), clip.mix(t), clip.blend)]
+        t1 = clock()
 
+        comp.base(*base_args)
+        for image, strength, blend in layers:
+            comp.overlay(image, strength, blend)
         if self.on_top is not None:
             comp.top(self.on_top)
+        t2 = clock()
         self.output.present()
+        if self.timing is not None:
+            t3 = clock()
+            for key, ms in (("frames", t1 - t0), ("composite", t2 - t1), ("present", t3 - t2)):
+                self.timing.setdefault(key, []).append(ms * 1000.0)
         self.stats["presented"] += 1
 
     def close(self) -> None:
