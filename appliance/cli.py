@@ -55,7 +55,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     wrong = check_audio_file(args.audio, min_s=0.5)
     if wrong:
         print(f"appliance: {args.audio}: {wrong}", file=sys.stderr)
-        return 1
+        return 2
     stats = simulate(Path(args.audio), Path(args.show) if args.show else _demo_dir(),
                      Path(args.engine) if args.engine else None,
                      Path(args.log) if args.log else None,
@@ -109,7 +109,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if not args.json and counts:
             top = max(counts, key=counts.get)
             print(f"{name}: mostly {top} ({counts[top]} of {sum(counts.values())} windows)")
-    return 1 if failed else 0
+    return 2 if failed else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

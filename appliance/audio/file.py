@@ -24,6 +24,89 @@ log = logging.getLogger("appliance.audio")
 # (a live mic would have overrun too); the clock restarts from "now".
 _MAX_LAG_S = 2.0
 
+MIN_RATE = 8000  # below this a recording cannot carry a piano's sound (a phone line is 8 kHz)
+MAX_CHANNELS = 32
+
+
+def _plain_av_error(e: BaseException) -> str:
+    """FFmpeg's "[Errno 1094995529] Invalid data found when processing input: 'x'" → words."""
+    msg = getattr(e, "strerror", None) or str(e)
+    if "Invalid data" in msg or "End of file" in msg:
+        return "not an audio file that can be read (empty, cut short, or another kind of file)"
+    return msg
+
+
+def _stream_problem(rate: int, channels: int) -> str | None:
+    if rate <= 0:
+        return "not an audio file that can be read (no sample rate in it)"
+    if rate < MIN_RATE:
+        return f"sample rate {rate} Hz is too low to hear a piano (at least {MIN_RATE} Hz)"
+    if not 1 <= channels <= MAX_CHANNELS:
+        return f"{channels} channels; 1 to {MAX_CHANNELS} can be mixed down"
+    return None
+
+
+def check_audio_file(path: str | os.PathLike, min_s: float = 0.0) -> str | None:
+    """What is wrong with an audio file, in words, or None. Decodes it all once, so a file
+    cut short (its header promises more than it holds) or damaged part-way is found too."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        return "not found"
+    if os.path.isdir(path):
+        return "a folder, not an audio file"
+    if os.path.getsize(path) == 0:
+        return "empty (0 bytes)"
+    try:
+        container = av.open(path, mode="r")
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        return _plain_av_error(e)
+    with container:
+        if not container.streams.audio:
+            return "has no audio in it"
+        stream = container.streams.audio[0]
+        rate = stream.rate or 0
+        wrong = _stream_problem(rate, stream.channels or 0)
+        if wrong:
+            return wrong
+        declared = None
+        if stream.duration is not None and stream.time_base is not None:
+            declared = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            declared = container.duration / 1e6
+        decoded = 0
+        try:
+            for frame in container.decode(stream):
+                decoded += frame.samples
+        except (av.error.FFmpegError, ValueError) as e:
+            return f"damaged after {decoded / rate:.1f} s ({_plain_av_error(e)})"
+    got = decoded / rate
+    if declared is not None and declared > 0.5 and got < 0.9 * declared:
+        return f"cut short: its header says {declared:.1f} s, only {got:.1f} s is there"
+    if got < min_s:
+        return f"too short: {got:.2f} s of audio, at least {min_s:g} s is needed"
+    return None
+
+
+class NoInputSource:
+    """The daemon's file source when the file cannot be used: silence paced in real time,
+    with ``status`` saying why (the same as a vanished mic; the film plays on)."""
+
+    ended = False
+
+    def __init__(self, rate: int, reason: str) -> None:
+        self.rate = rate
+        self.status = f"no input: {reason}"
+        self.last_progress = time.monotonic()
+        self._stop = False
+
+    def read(self, n: int) -> np.ndarray:
+        time.sleep(n / self.rate)
+        self.last_progress = time.monotonic()
+        return np.zeros(n, np.float32)
+
+    def close(self) -> None:
+        self._stop = True
+
 
 class FileSource:
     """``AudioSource`` over a decoded file; zeros and ``ended=True`` past its end."""
@@ -44,11 +127,15 @@ class FileSource:
         try:
             self._container = av.open(self.path, mode="r")
         except (av.error.FFmpegError, OSError) as e:
-            raise ValueError(f"cannot read audio file {self.path}: {e}") from e
+            raise ValueError(f"{self.path}: {_plain_av_error(e)}") from e
         if not self._container.streams.audio:
             self._container.close()
-            raise ValueError(f"no audio stream in {self.path}")
+            raise ValueError(f"{self.path}: has no audio in it")
         self._stream = self._container.streams.audio[0]
+        wrong = _stream_problem(self._stream.rate or 0, self._stream.channels or 0)
+        if wrong:
+            self._container.close()
+            raise ValueError(f"{self.path}: {wrong}")
         self._resampler = FrameResampler(rate)
         self._frames: Iterator[av.AudioFrame] | None = self._container.decode(self._stream)
         self._pending: deque[np.ndarray] = deque()

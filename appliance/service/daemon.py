@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from appliance.audio import open_source
+from appliance.audio.file import NoInputSource
 from appliance.config import Config, demo_show_dir
 from appliance.listen import Listener
 from appliance.listen.estimate import GenreEstimate
@@ -274,9 +275,14 @@ def run(config: Config) -> int:
     running = engines.open_initial()
     listener = running.listener
     a = config.audio
-    source = open_source(a.source, rate=listener.fe.sample_rate, realtime=True,
-                         device_rate=a.rate, channels=a.channels,
-                         period_frames=a.period_frames, sample_format=a.format)
+    try:
+        source = open_source(a.source, rate=listener.fe.sample_rate, realtime=True,
+                             device_rate=a.rate, channels=a.channels,
+                             period_frames=a.period_frames, sample_format=a.format)
+    except (ValueError, OSError) as e:  # a file source that cannot be used: like no mic
+        source = NoInputSource(listener.fe.sample_rate, str(e))
+        log.error("audio input %s cannot be used: %s; the film plays without listening",
+                  a.source, e)
     output = open_output(config.display.output, show.size, show.fps,
                          record=str(config.display.record) if config.display.record else None)
     player = Player(output, show.size, show.fps, realtime=True)
