@@ -80,13 +80,25 @@ class Problem:
 # tomllib returns no positions, so find `[section]` and `key =` lines by scanning the text.
 
 _HEADER = re.compile(r"^\s*\[\s*([^\[\]#]+?)\s*\]\s*(?:#.*)?$")
-_PART = r"""(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')"""
+_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
 _KEY = re.compile(rf"^\s*({_PART}(?:\s*\.\s*{_PART})*)\s*=")
 
 
+def _unquote(part: str) -> str:
+    """A key part as TOML reads it: escapes in a "quoted" key decoded ("\\u00e9" is é)."""
+    if part[:1] == "'":
+        return part[1:-1]
+    if part[:1] == '"':
+        try:
+            return next(iter(tomllib.loads(f"{part} = 0")))
+        except (tomllib.TOMLDecodeError, StopIteration):
+            return part[1:-1]
+    return part
+
+
 def _split_dotted(text: str) -> tuple[str, ...]:
-    parts = re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", text)
-    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+    parts = re.findall(r"""[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*'""", text)
+    return tuple(_unquote(p) for p in parts)
 
 
 def key_lines(text: str) -> dict[tuple[str, ...], int]:
@@ -251,6 +263,10 @@ def validate(
         if where:
             line, column = int(where.group(1)), int(where.group(2))
             message = message[: where.start()]
+        elif "(at end of document)" in message:  # tomllib gives no position for this one
+            lines_in = text.splitlines() or [""]
+            line, column = len(lines_in), len(lines_in[-1]) + 1
+            message = message.replace(" (at end of document)", " at the end of the file")
         return values, [Problem(source_name, line, "", f"not valid TOML: {message}", column)]
 
     lines = key_lines(text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,14 +78,28 @@ def load_bundle(path: Path | str, *, verify: bool = True) -> Bundle:
         m = json.loads(mpath.read_text())
     except (OSError, ValueError) as e:
         raise BundleError(f"{mpath}: cannot read the manifest ({e})") from e
+    if not isinstance(m, dict):
+        raise BundleError(f"{mpath}: the manifest is not a JSON object")
     try:
         labels = tuple(m["labels"])
         fe = FrontEnd.from_dict(m["frontend"])
         window_s, hop_s = float(m["window_s"]), float(m["hop_s"])
         models = dict(m["models"])
         files = dict(m["files"])
-    except (KeyError, TypeError, ValueError) as e:
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise BundleError(f"{mpath}: manifest lacks or mangles {e}") from e
+    if not labels or not all(isinstance(x, str) for x in labels):
+        raise BundleError(f"{mpath}: 'labels' must be a list of names")
+    for key, table in (("models", models), ("files", files)):
+        for k, v in table.items():
+            if not (isinstance(k, str) and isinstance(v, str)):
+                raise BundleError(f"{mpath}: '{key}' must map names to text, not {v!r}")
+    for name in [*models.values(), *files]:
+        if not name or Path(name).name != name:  # no folders, no "..", nothing outside
+            raise BundleError(f"{mpath}: file name {name!r} must be a plain name in the bundle")
+    if not (math.isfinite(window_s) and math.isfinite(hop_s) and 0 < hop_s <= window_s):
+        raise BundleError(f"{mpath}: window_s {window_s} and hop_s {hop_s} must be positive, "
+                          "with the hop no longer than the window")
     if m.get("format", FORMAT) != FORMAT:
         raise BundleError(f"{mpath}: bundle format {m.get('format')} is not {FORMAT}")
     if not models:
