@@ -10,6 +10,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
@@ -168,8 +169,41 @@ class Output:
             self.recorder = None
 
 
+def letterbox(src: tuple[int, int], dst: tuple[int, int]) -> pygame.Rect:
+    """Where a picture of size ``src`` goes on a screen of size ``dst``: as large as fits
+    with its aspect kept, centred (black bars fill the rest)."""
+    sw, sh = src
+    dw, dh = dst
+    scale = min(dw / sw, dh / sh)
+    w, h = min(dw, round(sw * scale)), min(dh, round(sh * scale))
+    return pygame.Rect((dw - w) // 2, (dh - h) // 2, w, h)
+
+
+def connector_status(drm: Path) -> dict[str, str]:
+    """Display connectors under ``drm`` (/sys/class/drm): ``HDMI-A-1`` -> ``connected``."""
+    out = {}
+    try:
+        entries = sorted(drm.iterdir())
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            out[entry.name.split("-", 1)[-1]] = (entry / "status").read_text().strip()
+        except OSError:
+            continue
+    return out
+
+
 class DisplayOutput(Output):
-    """An SDL display: ``kms`` (console, fullscreen), ``window`` or ``offscreen`` (dummy)."""
+    """An SDL display: ``kms`` (console, fullscreen), ``window`` or ``offscreen`` (dummy).
+
+    On ``kms`` the screen keeps its own (preferred) mode and the show is letterboxed into
+    it, the cursor is hidden, and the connectors in ``drm`` (/sys/class/drm) are watched:
+    when the screen goes (a projector unplugged) the show keeps running without presenting,
+    and when one is connected again the display is opened anew and the picture comes back.
+    ``drm`` may be given for any kind (tests point it at a stand-in folder)."""
+
+    CHECK_EVERY_S = 2.0
 
     def __init__(
         self,
@@ -179,47 +213,105 @@ class DisplayOutput(Output):
         *,
         record: str | Path | None = None,
         record_size: tuple[int, int] | None = None,
+        drm: Path | None = None,
     ) -> None:
         self.kind = kind
         if kind == "kms":
             os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
-            flags = pygame.FULLSCREEN
+            drm = drm or Path("/sys/class/drm")
         elif kind == "window":
             if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
                 raise RuntimeError("no DISPLAY or WAYLAND_DISPLAY")
             if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen", "kmsdrm"):
                 del os.environ["SDL_VIDEODRIVER"]
-            flags = 0
         elif kind == "offscreen":
             if os.environ.get("SDL_VIDEODRIVER") != "offscreen":
                 os.environ["SDL_VIDEODRIVER"] = "dummy"
-            flags = 0
         else:
             raise ValueError(f"unknown output {kind!r}")
-        pygame.display.quit()
-        try:
-            pygame.display.init()
-            self._display = pygame.display.set_mode(size, flags)
-        except pygame.error as exc:
-            pygame.display.quit()
-            raise RuntimeError(str(exc)) from exc
-        pygame.display.set_caption("appliance")
-        if kind == "kms":
-            pygame.mouse.set_visible(False)
+        self._size = tuple(size)
+        self._open_display()
         super().__init__(size, fps, record=record, record_size=record_size)
-        # compose straight into the display surface when it has the right size
-        if self._display.get_size() == tuple(size):
+        # compose straight into the display surface when it has the right size and is not
+        # a real screen (one that went may be opened anew, under the compositor's feet)
+        if self._display.get_size() == tuple(size) and drm is None and kind == "offscreen":
             self.surface = self._display
         else:
             self.surface = pygame.Surface(size, 0, self._display)
         self._headless = os.environ.get("SDL_VIDEODRIVER") == "dummy"
+        self._drm = drm
+        self.lost = False  # True while the screen is gone; the show goes on regardless
+        self._next_check = 0.0
+        if kind == "kms":
+            connected = [n for n, st in connector_status(drm).items() if st == "connected"]
+            log.info("output: kms on %s, screen %dx%d (its own mode), show %dx%d%s",
+                     ", ".join(connected) or "no connected screen",
+                     *self._display.get_size(), *size,
+                     "" if self._display.get_size() == tuple(size) else " letterboxed")
+
+    def _open_display(self) -> None:
+        pygame.display.quit()
+        try:
+            pygame.display.init()
+            if self.kind == "kms":  # (0, 0): the screen's current mode, which KMS sets to
+                self._display = pygame.display.set_mode((0, 0), pygame.FULLSCREEN)  # preferred
+            else:
+                self._display = pygame.display.set_mode(self._size, 0)
+        except pygame.error as exc:
+            pygame.display.quit()
+            raise RuntimeError(str(exc)) from exc
+        pygame.display.set_caption("appliance")
+        if self.kind == "kms":
+            pygame.mouse.set_visible(False)
+        self._box = letterbox(self._size, self._display.get_size())
+
+    def _watch(self) -> None:
+        """Every CHECK_EVERY_S: has the screen gone, or come back?"""
+        now = time.monotonic()
+        if now < self._next_check or (self._drm is None and not self.lost):
+            return
+        self._next_check = now + self.CHECK_EVERY_S
+        if self._drm is None:  # nothing to watch: after a failure, simply try again
+            if self.surface is self._display:  # composed in place: the same display
+                self.lost = False
+                return
+            connected = [self.kind]
+        else:
+            connected = [n for n, st in connector_status(self._drm).items()
+                         if st == "connected"]
+        if not connected and not self.lost:
+            self.lost = True
+            log.error("output: the screen is gone (no connector connected); the show goes on "
+                      "and the picture comes back when a screen does")
+        elif connected and self.lost:
+            try:
+                self._open_display()
+            except RuntimeError as exc:
+                log.warning("output: %s is connected but cannot be opened yet: %s",
+                            connected[0], exc)
+                return
+            self.lost = False
+            log.info("output: the screen is back on %s (%dx%d)", connected[0],
+                     *self._display.get_size())
 
     def _show(self) -> None:
-        if self.surface is not self._display:
-            pygame.transform.scale(self.surface, self._display.get_size(), self._display)
-        if not self._headless:
-            pygame.event.pump()  # keep the window/console responsive
-            pygame.display.flip()
+        self._watch()
+        if self.lost:
+            return
+        try:
+            if self.surface is not self._display:
+                if self._box.size == self.surface.get_size():
+                    self._display.blit(self.surface, self._box)
+                else:
+                    pygame.transform.scale(self.surface, self._box.size,
+                                           self._display.subsurface(self._box))
+            if not self._headless:
+                pygame.event.pump()  # keep the window/console responsive
+                pygame.display.flip()
+        except pygame.error as exc:  # the display went away under us
+            self.lost = True
+            self._next_check = 0.0
+            log.error("output: presenting failed (%s); the show goes on", exc)
 
     def keys(self) -> list[str]:
         """Keys pressed on a keyboard plugged into the box (KMS: SDL reads them through
