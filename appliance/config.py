@@ -60,6 +60,8 @@ SCHEMA: Schema = {
         "output": Field("str", "auto", "where the film goes",
                         choices=("auto", "kms", "window", "offscreen")),
         "record": Field("path", "", "also record the output to this MP4; empty = don't"),
+        "compositor": Field("str", "software", "what lays the film's layers together",
+                            choices=("software", "gpu", "auto")),
     },
     "service": {
         "events_dir": Field("path", "/var/lib/appliance/events",
@@ -116,6 +118,7 @@ class ShowConfig:
 class DisplayConfig:
     output: str = "auto"
     record: Path | None = None
+    compositor: str = "software"  # software (pygame blits) | gpu (SDL renderer) | auto
 
 
 @dataclass(frozen=True)
@@ -184,7 +187,8 @@ def config_from_values(values: dict[str, dict[str, Any]], base: Path,
                             _resolve_default(values, "listen", "trusted_keys", base),
                             listen["allow_unsigned"], listen["max_bundle_mb"]),
         show=ShowConfig(_resolve(show["path"], base) or demo_show_dir()),
-        display=DisplayConfig(display["output"], _resolve(display["record"], base)),
+        display=DisplayConfig(display["output"], _resolve(display["record"], base),
+                              display["compositor"]),
         service=ServiceConfig(_resolve_default(values, "service", "events_dir", base),
                               service["log_level"], _resolve(service["control_socket"], base),
                               service["control_group"], service["events_max_kb"],

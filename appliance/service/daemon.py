@@ -284,7 +284,8 @@ def run(config: Config) -> int:
         log.error("audio input %s cannot be used: %s; the film plays without listening",
                   a.source, e)
     output = open_output(config.display.output, show.size, show.fps,
-                         record=str(config.display.record) if config.display.record else None)
+                         record=str(config.display.record) if config.display.record else None,
+                         compositor=config.display.compositor)
     player = Player(output, show.size, show.fps, realtime=True)
 
     def ready() -> None:  # the output calls this once its first frame is really presented
