@@ -106,12 +106,16 @@ install_box() {
   "$PREFIX/venv/bin/appliance" check-config --config "$CONF/appliance.toml" || \
     echo "warning: fix $CONF/appliance.toml (the box runs with defaults for the keys above)" >&2
   $sudo_ install -m 0644 "$here/firmware_config/systemd/appliance.service" "$UNIT"
+  # the box's own configuration: ALSA by card name, udev, journald limits, console, Jetson
+  # power, the unit waiting for the sound card and storage (idempotent; --uninstall undoes it)
+  $sudo_ "$here/firmware_config/box/box-config.sh" install "${root:-}"
   $sudo_ systemctl daemon-reload
   $sudo_ systemctl enable --now appliance.service
   say "installed; logs: journalctl -u appliance -f"
 }
 
 uninstall_box() {
+  $sudo_ "$here/firmware_config/box/box-config.sh" uninstall "${root:-}"
   if [ -f "$UNIT" ]; then
     $sudo_ systemctl disable --now appliance.service || true
     $sudo_ rm -f "$UNIT"

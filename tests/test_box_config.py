@@ -90,6 +90,11 @@ def test_a_venues_own_asound_conf_is_kept(tmp_path):
     assert "CARD=X" in (root / "etc/asound.conf").read_text()
 
 
+def test_install_sh_runs_the_box_configuration_both_ways():
+    text = (REPO / "install.sh").read_text()
+    assert 'box-config.sh" install' in text and 'box-config.sh" uninstall' in text
+
+
 def test_alsa_names_the_card_not_its_index_with_plug_over_dsnoop():
     conf = (FW / "alsa/asound.conf").read_text()
     assert "hw:CARD=StageMic" in conf and "type dsnoop" in conf and "type plug" in conf
