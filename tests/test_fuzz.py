@@ -1,8 +1,9 @@
 """Fuzzed config files, show files and engine manifests (Hypothesis): each is accepted, or
 rejected with plain-words problems that carry line numbers, never a traceback.
 
-CI runs 100 cases per test (600 in all, seeded, so CI is repeatable); the long run (``python tests/benchmarks/fuzz.py``)
-sets APPLIANCE_FUZZ_EXAMPLES=1000 and runs the same tests.
+CI runs 100 cases per test (600 in all, seeded, so CI is repeatable); the long run
+(``python tests/benchmarks/fuzz.py``) sets APPLIANCE_FUZZ_EXAMPLES=1000 and runs the same
+tests.
 """
 
 from __future__ import annotations
