@@ -199,11 +199,15 @@ def _current_takes(cs, engine, words: list[str]) -> list:
 def _style_lines(report: dict) -> list[str]:
     rows = [f"  {s:<10} {v['windows']:>4} windows   {_pct(v['before']):>4} -> "
             f"{_pct(v['after']):>4}" for s, v in report.get("per_style", {}).items()]
+    a = report.get("anchors")
+    if a:
+        rows.append(f"  ordinary playing (the engine's {a['windows']} reference windows): "
+                    f"{_pct(a['before'])} -> {_pct(a['after'])}")
     return ["  style      held-back windows named right: engine -> calibrated", *rows]
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from appliance.listen.calibration import CalibrationError, fit, manifest_sha256
+    from appliance.listen.calibration import Anchors, CalibrationError, fit, manifest_sha256
 
     try:
         _store_, config, bundle, engine, cs = _open(args)
@@ -212,9 +216,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
     words: list[str] = []
     takes = _current_takes(cs, engine, words)
     try:
+        anchors = Anchors.from_bundle(bundle)
+        if anchors is None:
+            words.append(f"{bundle.label} carries no anchors (reference windows of ordinary "
+                         "playing), so the fit cannot check that ordinary playing is still "
+                         "heard as before")
         fr = fit(takes, tuple(bundle.labels), engine=bundle.label,
                  engine_sha256=manifest_sha256(bundle.path), level_floor_db=_floor(bundle),
-                 window_s=bundle.window_s, min_gain=args.min_gain)
+                 window_s=bundle.window_s, min_gain=args.min_gain, anchors=anchors)
     except CalibrationError as e:
         return _emit(args, {"action": "fit", "error": str(e)}, [*words, f"appliance: {e}"], False)
     rep = fr.report

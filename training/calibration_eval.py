@@ -337,9 +337,10 @@ def load_sets(engine, *, tune: bool, workers: int) -> dict:
 def run_draws(engine, sets: dict, draws: int, fit_kw: dict | None = None) -> dict:
     """Per venue, ``draws`` technicians' takes → the box's fit → scores before and after on
     the venue, and the same calibration on the ordinary val set."""
-    from appliance.listen.calibration import fit, manifest_sha256
+    from appliance.listen.calibration import Anchors, fit, manifest_sha256
 
     b = engine.bundle
+    anchors = Anchors.from_bundle(b)   # as `appliance calibrate fit` uses them
     labels = sets["labels"]
     floor = float(b.manifest.get("listener", {}).get("level_floor_db", -65.0))
     sha = manifest_sha256(b.path)
@@ -359,7 +360,8 @@ def run_draws(engine, sets: dict, draws: int, fit_kw: dict | None = None) -> dic
             takes = draw_takes(v["pool"], rng, b.label)
             t0 = time.perf_counter()
             fr = fit(takes, tuple(labels), engine=b.label, engine_sha256=sha,
-                     level_floor_db=floor, window_s=b.window_s, **(fit_kw or {}))
+                     level_floor_db=floor, window_s=b.window_s, anchors=anchors,
+                     **(fit_kw or {}))
             fit_s = time.perf_counter() - t0
             cal = fr.calibration
             after = score(cal.apply(probs, emb) if cal else probs, y, clip_of, labels)
@@ -368,7 +370,8 @@ def run_draws(engine, sets: dict, draws: int, fit_kw: dict | None = None) -> dic
                                    "chosen": fr.report["chosen"], "fit_s": round(fit_s, 2),
                                    "cv_before": fr.report["before"],
                                    "cv_after": fr.report["after"], "after": after,
-                                   "ordinary_val_after": o_after["windows_all"]})
+                                   "ordinary_val_after": o_after["windows_all"],
+                                   "anchors": fr.report.get("anchors")})
             _log(f"{v['venue']} draw {d}: {'kept' if fr.accepted else 'refused'} "
                  f"({fr.report['chosen']}); music windows "
                  f"{entry['before']['windows_music']:.3f} -> {after['windows_music']:.3f}; "

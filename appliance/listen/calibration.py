@@ -16,6 +16,14 @@ layer at a few strengths of shrinkage — are compared by cross-validation over 
 left out of the fit), and the winner is kept only when it beats the engine on the held-back
 windows by ``min_gain``; otherwise ``fit`` refuses with the numbers.
 
+An engine bundle may carry **anchors** (``anchors.npz``): windows of ordinary, training-like
+playing from works outside its validation set, with the engine's outputs and the true style.
+When it does, every fit also learns to leave the engine's answers on them as they were (a
+soft-target term beside the takes, tried at ``ANCHOR_WEIGHTS`` from light to heavy), and a fit
+that at every weight would name fewer of them right than the engine by more than
+``max_anchor_drop`` is refused: a venue's calibration must not cost the box what it already
+hears well.
+
 A calibration is bound to one engine: the sha256 of its manifest (which lists the sha256 of
 every model file). A new engine never runs with an old calibration; ``load`` says why. The
 file carries a sha256 of its own contents, so a damaged or hand-edited file is refused too.
@@ -42,6 +50,11 @@ TAKES = "takes"
 EPS = 1e-6
 MIN_USABLE_S = 10.0          # a take with less usable audio than this is refused
 FOLDS = 5
+ANCHORS = "anchors.npz"       # in the engine bundle, listed (and hashed) in its manifest
+# the anchors' share of the fit's loss (the takes' being 1), tried from light to heavy until
+# a fit keeps them; on the measured venues (docs/experiments/calibration.md) see which it took
+ANCHOR_WEIGHTS = (1.0, 3.0, 10.0)
+MAX_ANCHOR_DROP = 0.01        # a fit may lose at most this much accuracy on the anchors
 
 
 class CalibrationError(Exception):
@@ -226,6 +239,32 @@ def hear(listener, samples: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
+class Anchors:
+    """Ordinary playing the engine already hears: its outputs and the true labels."""
+
+    probs: np.ndarray   # [n, K] the engine's own probabilities
+    emb: np.ndarray     # [n, D]
+    y: np.ndarray       # [n] label indices
+
+    @classmethod
+    def from_bundle(cls, bundle) -> Anchors | None:
+        """The anchors of a loaded bundle (``appliance.listen.bundle.Bundle``), or None if
+        its manifest lists none; the loader has checked the file against its sha256."""
+        if ANCHORS not in bundle.manifest.get("files", {}):
+            return None
+        path = Path(bundle.path) / ANCHORS
+        try:
+            with np.load(path) as d:
+                a = cls(probs=d["probs"].astype(np.float64), emb=d["emb"].astype(np.float64),
+                        y=d["y"].astype(np.int64))
+        except (OSError, ValueError, KeyError) as e:
+            raise CalibrationError(f"{path}: cannot read the engine's anchors ({e})") from e
+        if not (len(a.probs) == len(a.emb) == len(a.y)) or a.probs.ndim != 2:
+            raise CalibrationError(f"{path}: the engine's anchors are inconsistent")
+        return a
+
+
+@dataclass(frozen=True)
 class Candidate:
     kind: str
     lam: float = 0.0   # L2 on W: lam * sum(W**2), against a mean cross-entropy
@@ -245,18 +284,27 @@ REG_SCALE = 1e-2
 
 
 def _fit_one(cand: Candidate, logp: np.ndarray, e: np.ndarray | None, y: np.ndarray,
-             w: np.ndarray, free: np.ndarray, steps: int = 300,
-             lr: float = 0.05) -> tuple[float, np.ndarray, np.ndarray | None]:
+             w: np.ndarray, free: np.ndarray, steps: int = 300, lr: float = 0.05,
+             anchor: tuple[np.ndarray, np.ndarray, float] | None = None,
+             ) -> tuple[float, np.ndarray, np.ndarray | None]:
     """Weighted cross-entropy + shrinkage towards the engine, by Adam from the engine.
-    ``free`` marks the labels the takes cover; the others keep the engine's logit."""
+    ``free`` marks the labels the takes cover; the others keep the engine's logit.
+    ``anchor``: (log-probs, standardised embeddings, weight) of windows whose target is the
+    engine's own answer."""
     k = logp.shape[1]
+    onehot = np.eye(k)[y]
+    if anchor is not None:
+        a_logp, a_e, a_w = anchor
+        logp = np.concatenate([logp, a_logp])
+        e = np.concatenate([e, a_e]) if e is not None else None
+        onehot = np.concatenate([onehot, _softmax(a_logp)])
+        w = np.concatenate([w, np.full(len(a_logp), a_w / max(1, len(a_logp)))])
     s = 1.0
     b = np.zeros(k)
     W = np.zeros((k, e.shape[1])) if (cand.kind == "embedding" and e is not None) else None
     params = [np.array([s]), b] + ([W] if W is not None else [])
     m = [np.zeros_like(p) for p in params]
     v = [np.zeros_like(p) for p in params]
-    onehot = np.eye(k)[y]
     mask = free.astype(np.float64)
     for it in range(1, steps + 1):
         s_, b_ = params[0][0], params[1]
@@ -343,7 +391,9 @@ def _class_weights(y: np.ndarray, k: int) -> np.ndarray:
 def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha256: str,
         level_floor_db: float = -65.0, window_s: float = 3.0, min_gain: float = 0.01,
         candidates: tuple[Candidate, ...] = CANDIDATES, folds: int = FOLDS,
-        require_room: bool = True, rule: str = "min") -> FitResult:
+        require_room: bool = True, rule: str = "min", anchors: Anchors | None = None,
+        anchor_weights: tuple[float, ...] = ANCHOR_WEIGHTS,
+        max_anchor_drop: float = MAX_ANCHOR_DROP) -> FitResult:
     """Choose and fit a calibration on ``takes`` (see the module docstring)."""
     labels = tuple(labels)
     usable = [(tk, tk.usable(level_floor_db)) for tk in takes]
@@ -373,8 +423,18 @@ def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha25
     engine_pred = logp.argmax(1)
 
     w_all = _class_weights(y, k)
+    if anchors is not None and anchors.probs.shape[1] != k:
+        raise CalibrationError(f"the engine's anchors have {anchors.probs.shape[1]} labels, "
+                               f"the engine {k}")
+    a_logp = np.log(anchors.probs + EPS) if anchors is not None else None
 
-    def cv_scores(cand: Candidate | None) -> tuple[float, float, np.ndarray, float]:
+    def anchor_term(mean: np.ndarray, inv: np.ndarray, weight: float) -> tuple | None:
+        if anchors is None or weight <= 0:
+            return None
+        return a_logp, (anchors.emb - mean) * inv, weight
+
+    def cv_scores(cand: Candidate | None,
+                  weight: float = 0.0) -> tuple[float, float, np.ndarray, float]:
         """Held-back accuracy, log loss, predictions, and the log loss's standard error
         over the folds."""
         probs = np.zeros((len(y), k))
@@ -387,7 +447,8 @@ def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha25
             ytr = y[train]
             mean, inv = _standardise(emb[train])
             e_tr = (emb[train] - mean) * inv
-            s, b, W = _fit_one(cand, logp[train], e_tr, ytr, _class_weights(ytr, k), free)
+            s, b, W = _fit_one(cand, logp[train], e_tr, ytr, _class_weights(ytr, k), free,
+                               anchor=anchor_term(mean, inv, weight))
             z = s * logp[test] + b
             if W is not None:
                 z = z + ((emb[test] - mean) * inv) @ W.T
@@ -398,40 +459,71 @@ def fit(takes: list[Take], labels: tuple[str, ...], *, engine: str, engine_sha25
         return _accuracy(pred, y, present), _nll(probs, y, w_all), pred, se
 
     base_acc, base_nll, base_pred, _se = cv_scores(None)
-    rows = [{"model": "engine alone", "cv_accuracy": base_acc, "cv_log_loss": base_nll}]
-    scored = []
-    for cand in candidates:
-        acc, nll, pred, se = cv_scores(cand)
-        rows.append({"model": cand.name, "cv_accuracy": acc, "cv_log_loss": nll,
-                     "cv_log_loss_se": se})
-        scored.append((cand, acc, nll, pred, se))
-    best = min(scored, key=lambda r: r[2])
-    if rule == "1se":  # the simplest candidate within one standard error of the best
-        best = next(r for r in scored if r[2] <= best[2] + best[4])
-    cand, acc, nll, pred, _se = best
-    per_style = {labels[c]: {"windows": int(np.sum(y == c)),
-                             "before": float(np.mean(base_pred[y == c] == c)),
-                             "after": float(np.mean(pred[y == c] == c))} for c in present}
-    report = {"chosen": cand.name, "rule": rule, "before": base_acc, "after": acc,
-              "log_loss_before": base_nll, "log_loss_after": nll, "min_gain": min_gain,
-              "per_style": per_style, "candidates": rows, "windows": int(len(y)),
-              "folds": folds, "takes": [tk.name for tk, _ in usable],
+    common = {"rule": rule, "before": base_acc, "log_loss_before": base_nll,
+              "min_gain": min_gain, "windows": int(len(y)), "folds": folds,
+              "takes": [tk.name for tk, _ in usable],
               "styles_without_take": [lab for lab in labels if lab not in styles],
               "engine_alone_in_sample": _accuracy(engine_pred, y, present)}
-    if acc < base_acc + min_gain or nll >= base_nll:
-        why = (f"it does not beat the engine on held-back takes: the best adaptation "
-               f"({cand.name}) names {acc:.1%} of held-back windows right, the engine alone "
-               f"{base_acc:.1%} (needs at least {min_gain:.0%} more"
-               + (", and a lower log loss" if nll >= base_nll else "") + ")")
-        return FitResult(None, False, why, report)
-    mean, inv = _standardise(emb)
-    s, b, W = _fit_one(cand, logp, (emb - mean) * inv, y, _class_weights(y, k), free)
-    cal = Calibration(engine=engine, engine_sha256=engine_sha256, labels=labels,
-                      kind=cand.kind, scale=s, bias=b, weights=W,
-                      mean=mean if W is not None else None,
-                      inv_std=inv if W is not None else None, report=report, created=_now())
-    return FitResult(cal, True, f"{cand.name}: held-back windows {base_acc:.1%} -> {acc:.1%}",
-                     report)
+    a_present = sorted(set(anchors.y.tolist())) if anchors is not None else []
+    a_before = (_accuracy(anchors.probs.argmax(1), anchors.y, a_present)
+                if anchors is not None else None)
+
+    def attempt(weight: float) -> FitResult:
+        """Choose a candidate by cross-validation and fit it, the anchors weighing
+        ``weight``; refused if it does not help, or if it costs the anchors too much."""
+        rows = [{"model": "engine alone", "cv_accuracy": base_acc, "cv_log_loss": base_nll}]
+        scored = []
+        for cand in candidates:
+            acc, nll, pred, se = cv_scores(cand, weight)
+            rows.append({"model": cand.name, "cv_accuracy": acc, "cv_log_loss": nll,
+                         "cv_log_loss_se": se})
+            scored.append((cand, acc, nll, pred, se))
+        best = min(scored, key=lambda r: r[2])
+        if rule == "1se":  # the simplest candidate within one standard error of the best
+            best = next(r for r in scored if r[2] <= best[2] + best[4])
+        cand, acc, nll, pred, _se = best
+        per_style = {labels[c]: {"windows": int(np.sum(y == c)),
+                                 "before": float(np.mean(base_pred[y == c] == c)),
+                                 "after": float(np.mean(pred[y == c] == c))} for c in present}
+        report = {"chosen": cand.name, **common, "after": acc, "log_loss_after": nll,
+                  "per_style": per_style, "candidates": rows}
+        if acc < base_acc + min_gain or nll >= base_nll:
+            why = (f"it does not beat the engine on held-back takes: the best adaptation "
+                   f"({cand.name}) names {acc:.1%} of held-back windows right, the engine "
+                   f"alone {base_acc:.1%} (needs at least {min_gain:.0%} more"
+                   + (", and a lower log loss" if nll >= base_nll else "") + ")")
+            return FitResult(None, False, why, report)
+        mean, inv = _standardise(emb)
+        s, b, W = _fit_one(cand, logp, (emb - mean) * inv, y, _class_weights(y, k), free,
+                           anchor=anchor_term(mean, inv, weight))
+        cal = Calibration(engine=engine, engine_sha256=engine_sha256, labels=labels,
+                          kind=cand.kind, scale=s, bias=b, weights=W,
+                          mean=mean if W is not None else None,
+                          inv_std=inv if W is not None else None, report=report,
+                          created=_now())
+        if anchors is not None:
+            a_after = _accuracy(cal.apply(anchors.probs, anchors.emb).argmax(1), anchors.y,
+                                a_present)
+            report["anchors"] = {"windows": int(len(anchors.y)), "before": a_before,
+                                 "after": a_after, "max_drop": max_anchor_drop,
+                                 "weight": weight}
+            if a_after < a_before - max_anchor_drop - 1e-12:
+                why = (f"it would change what the engine hears in ordinary playing: of the "
+                       f"engine's {len(anchors.y)} reference windows of ordinary piano it "
+                       f"names {a_after:.1%} right, the engine alone {a_before:.1%} (it may "
+                       f"lose at most {max_anchor_drop:.0%}); record longer or more varied "
+                       "takes and fit again")
+                return FitResult(None, False, why, report)
+        return FitResult(cal, True,
+                         f"{cand.name}: held-back windows {base_acc:.1%} -> {acc:.1%}", report)
+
+    # the lightest hold on the anchors that keeps them: the venue gains most from it
+    weights = anchor_weights if anchors is not None else (0.0,)
+    for weight in weights:
+        result = attempt(weight)
+        if result.accepted or "anchors" not in result.report:
+            return result
+    return result
 
 
 # --------------------------------------------------------------------------- on disk
