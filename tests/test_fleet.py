@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -148,14 +149,23 @@ appliance_install_env={{"PIP_NO_COMPILE": "1"}}
                 proc.kill()
 
 
-def play(fleet: Path, playbook: str, *extra: str, timeout: float = 600) -> tuple[int, str]:
+def play(fleet: Path, playbook: str, *extra: str, timeout: float = 1200) -> tuple[int, str]:
+    """ansible-playbook, its output (stdout and stderr). A first install runs pip on both
+    boxes: about a minute on 2 idle cores, much longer on a loaded machine."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(FLEET / "ansible.cfg"),
            "ANSIBLE_HOME": str(fleet / "ansible-home"), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_LOCAL_TEMP": str(fleet / "ansible-tmp"), "PYTHONUNBUFFERED": "1"}
-    r = subprocess.run([PLAYBOOK, "-i", str(fleet / "inventory.ini"), str(FLEET / playbook),
-                        *extra], capture_output=True, text=True, timeout=timeout, env=env,
-                       cwd=FLEET)
-    return r.returncode, r.stdout + r.stderr
+    proc = subprocess.Popen([PLAYBOOK, "-i", str(fleet / "inventory.ini"),
+                             str(FLEET / playbook), *extra], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env, cwd=FLEET,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # its forks and ssh clients too
+        out, _ = proc.communicate()
+        pytest.fail(f"ansible-playbook {playbook} took over {timeout:g} s:\n{out}")
+    return proc.returncode, out
 
 
 def recap(out: str) -> dict[str, dict[str, int]]:
