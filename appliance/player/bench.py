@@ -99,7 +99,7 @@ def run_one(show_dir: Path, compositor: str, seconds: float = SCENE_S) -> dict:
         "decode_ms": _stats(decode), "frames_ms": _stats(timing.get("frames", [])),
         "composite_ms": _stats(timing.get("composite", [])),
         "present_ms": _stats(timing.get("present", [])),
-        "cpu_s_per_film_s": round(cpu / film_s, 2), "speed_x": round(film_s / wall, 2),
+        "cpu_s_per_film_s": round(cpu / film_s, 3), "speed_x": round(film_s / wall, 2),
         "late": player.stats["late"], "dropped": player.stats["dropped"],
     }
 
