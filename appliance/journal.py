@@ -68,19 +68,6 @@ def last_lines(n: int = 10, unit: str = UNIT) -> tuple[list[str], str]:
     return lines, "" if lines else f"the journal holds no lines for {unit}.service"
 
 
-def unit_restarts(unit: str = UNIT) -> int | None:
-    """systemd's count of automatic restarts of the unit (``NRestarts``: a watchdog timeout
-    or a crash, then ``Restart=always``) since it was started by hand or at boot; None where
-    systemd is not running or cannot tell."""
-    if not SYSTEMD_RUNNING.is_dir() or shutil.which("systemctl") is None:
-        return None
-    out = _run(["systemctl", "show", unit, "-p", "NRestarts", "--value"])
-    try:
-        return int((out or "").strip())
-    except ValueError:
-        return None
-
-
 def unit_report(n: int = 10) -> UnitReport:
     lines, why = last_lines(n)
     return UnitReport(unit_state(), lines, why)

@@ -246,7 +246,7 @@ def _control_server(config: Config, hotswap: HotSwap, status: Callable[[], dict]
 
 def _metrics(config: Config) -> Metrics | None:
     """The metrics file for node_exporter's textfile collector, or None (not configured)."""
-    from appliance.journal import unit_restarts
+    from appliance.service.metrics import unit_restarts
 
     path = config.service.metrics_file
     if path is None:

@@ -10,6 +10,8 @@ box does not wear its flash with a write a second. Nothing here opens a socket.
 from __future__ import annotations
 
 import logging
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -167,3 +169,17 @@ class Metrics(Collector):
 def _ending_order(name: str) -> tuple[int, str]:
     order: Sequence[str] = (*STYLES, DEFAULT_ENDING)
     return (order.index(name), name) if name in order else (len(order), name)
+
+
+def unit_restarts(unit: str = "appliance") -> int | None:
+    """systemd's count of automatic restarts of the unit (``NRestarts``: a watchdog timeout
+    or a crash, then ``Restart=always``) since it was started by hand or at boot; None where
+    systemd is not running or cannot tell."""
+    if not Path("/run/systemd/system").is_dir() or shutil.which("systemctl") is None:
+        return None
+    try:
+        r = subprocess.run(["systemctl", "show", unit, "-p", "NRestarts", "--value"],
+                           capture_output=True, text=True, timeout=10)
+        return int(r.stdout.strip()) if r.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
