@@ -12,7 +12,6 @@ alpha blend by their alpha. The software compositor (``compositor.py``) is the r
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pygame
 from pygame._sdl2.video import Renderer, Texture, Window
 
 from .compositor import as_surface
-from .output import Output
+from .output import Output, select_video_driver
 
 log = logging.getLogger("appliance.player")
 
@@ -133,19 +132,9 @@ class RendererOutput(Output):
                  record_size: tuple[int, int] | None = None) -> None:
         self.kind = kind
         fullscreen = False
+        select_video_driver(kind)
         if kind == "kms":
-            os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
             fullscreen = True
-        elif kind == "window":
-            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-                raise RuntimeError("no DISPLAY or WAYLAND_DISPLAY")
-            if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen", "kmsdrm"):
-                del os.environ["SDL_VIDEODRIVER"]
-        elif kind == "offscreen":
-            if os.environ.get("SDL_VIDEODRIVER") != "offscreen":
-                os.environ["SDL_VIDEODRIVER"] = "dummy"
-        else:
-            raise ValueError(f"unknown output {kind!r}")
         pygame.display.quit()
         try:
             pygame.display.init()

@@ -179,6 +179,23 @@ def letterbox(src: tuple[int, int], dst: tuple[int, int]) -> pygame.Rect:
     return pygame.Rect((dw - w) // 2, (dh - h) // 2, w, h)
 
 
+def select_video_driver(kind: str) -> None:
+    """Point SDL at the driver for output ``kind`` (``kms``, ``window``, ``offscreen``), before
+    its display is opened; shared by the software and the GPU outputs."""
+    if kind == "kms":
+        os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
+    elif kind == "window":
+        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            raise RuntimeError("no DISPLAY or WAYLAND_DISPLAY")
+        if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen", "kmsdrm"):
+            del os.environ["SDL_VIDEODRIVER"]
+    elif kind == "offscreen":
+        if os.environ.get("SDL_VIDEODRIVER") != "offscreen":
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+    else:
+        raise ValueError(f"unknown output {kind!r}")
+
+
 def connector_status(drm: Path) -> dict[str, str]:
     """Display connectors under ``drm`` (/sys/class/drm): ``HDMI-A-1`` -> ``connected``."""
     out = {}
@@ -216,19 +233,9 @@ class DisplayOutput(Output):
         drm: Path | None = None,
     ) -> None:
         self.kind = kind
+        select_video_driver(kind)
         if kind == "kms":
-            os.environ["SDL_VIDEODRIVER"] = "kmsdrm"
             drm = drm or Path("/sys/class/drm")
-        elif kind == "window":
-            if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-                raise RuntimeError("no DISPLAY or WAYLAND_DISPLAY")
-            if os.environ.get("SDL_VIDEODRIVER") in ("dummy", "offscreen", "kmsdrm"):
-                del os.environ["SDL_VIDEODRIVER"]
-        elif kind == "offscreen":
-            if os.environ.get("SDL_VIDEODRIVER") != "offscreen":
-                os.environ["SDL_VIDEODRIVER"] = "dummy"
-        else:
-            raise ValueError(f"unknown output {kind!r}")
         self._size = tuple(size)
         self._open_display()
         super().__init__(size, fps, record=record, record_size=record_size)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from appliance.config import Config
+from appliance.player.output import connector_status
 
 MIC_SIGNAL_DB = -45.0  # RMS over a hop: a piano a few metres from a stage mic is far above
 MIN_FREE_BYTES = 512 << 20
@@ -86,24 +87,8 @@ def check_mic(input_status: str, levels: Iterable[tuple[float | None, str]], *,
                  "phantom power (48 V) and the input gain on the audio interface")
 
 
-def drm_connectors(drm: Path = DRM) -> dict[str, str]:
-    """Display connectors the kernel knows (``HDMI-A-1``: ``connected``/``disconnected``)."""
-    out = {}
-    try:
-        entries = sorted(drm.iterdir())
-    except OSError:
-        return out
-    for entry in entries:
-        try:
-            status = (entry / "status").read_text().strip()
-        except OSError:
-            continue
-        out[entry.name.split("-", 1)[-1]] = status
-    return out
-
-
 def check_display(output: str | None, drm: Path = DRM) -> Check:
-    connectors = drm_connectors(drm)
+    connectors = connector_status(drm)
     if not connectors:
         return Check("display", False,
                      f"no display connector found ({drm} lists none): nothing can reach a screen",
