@@ -5,7 +5,8 @@
 #   ./install.sh                the box (Jetson, JetPack Ubuntu): /opt/appliance, user, config,
 #                               state folders, systemd unit enabled and started
 #   ./install.sh --uninstall    remove what the box install put there; shows, engines and
-#                               show logs under /var/lib/appliance and the config stay
+#                               show logs under /var/lib/appliance stay, and so do a config
+#                               changed on the box and keys added to it
 #   ./install.sh --uninstall --purge   ... and remove those too
 #   ./install.sh --root DIR     the box's files under DIR instead of / (DIR/opt/appliance,
 #                               DIR/etc/appliance, DIR/var/lib/appliance, the unit file), owned
@@ -118,7 +119,9 @@ install_box() {
   "$PREFIX/venv/bin/appliance" check-config --config "$CONF/appliance.toml" || \
     echo "warning: fix $CONF/appliance.toml (the box runs with defaults for the keys above)" >&2
   $sudo_ mkdir -p "$(dirname "$UNIT")"
-  $sudo_ install -m 0644 "$here/firmware_config/systemd/appliance.service" "$UNIT"
+  # rewritten only when it changed: a second install touches nothing
+  cmp -s "$here/firmware_config/systemd/appliance.service" "$UNIT" || \
+    $sudo_ install -m 0644 "$here/firmware_config/systemd/appliance.service" "$UNIT"
   # the box's own configuration: ALSA by card name, udev, journald limits, console, Jetson
   # power, the unit waiting for the sound card and storage (idempotent; --uninstall undoes it)
   $sudo_ "$here/firmware_config/box/box-config.sh" install "${root:-}"
@@ -152,7 +155,18 @@ uninstall_box() {
     $sudo_ systemctl daemon-reload || true
   fi
   $sudo_ rm -f "$UNIT"
-  $sudo_ rm -rf "$PREFIX"
+  # the config and keys install put there go when nobody changed them; an edited config or
+  # a key added on the box stays (compared before $PREFIX goes: this script may run from it)
+  drop_if_unchanged "$CONF/appliance.toml" "$here/firmware_config/appliance.toml"
+  for key in "$here"/firmware_config/trusted_keys/*.pub; do
+    drop_if_unchanged "$CONF/trusted_keys/$(basename "$key")" "$key"
+  done
+  $sudo_ rmdir "$CONF/trusted_keys" "$CONF" 2>/dev/null || true
+  $sudo_ rm -rf "$PREFIX" "$STATE/metrics"
+  if [ -n "$root" ]; then  # a scratch root: the folders the install made, now empty
+    find "$root" -depth -mindepth 1 -type d -empty -not -path "$STATE" -not -path "$STATE/*" \
+      -delete
+  fi
   if [ "$purge" = yes ]; then
     say "purging shows, engines, show logs and config"
     $sudo_ rm -rf "$STATE" "$CONF"
@@ -160,9 +174,15 @@ uninstall_box() {
       id appliance >/dev/null 2>&1 && $sudo_ userdel appliance || true
       getent group appliance-admin >/dev/null && $sudo_ groupdel appliance-admin || true
     fi
+  elif [ -d "$CONF" ]; then
+    say "kept $STATE (shows, engines, logs) and $CONF (changed on this box); --uninstall --purge removes them"
   else
-    say "kept $STATE (shows, engines, logs) and $CONF; --uninstall --purge removes them"
+    say "kept $STATE (shows, engines, logs); --uninstall --purge removes it"
   fi
+}
+
+drop_if_unchanged() {  # FILE SHIPPED: remove FILE when it is still the shipped one
+  if [ -f "$1" ] && cmp -s "$1" "$2"; then $sudo_ rm -f "$1"; fi
 }
 
 case "$mode" in

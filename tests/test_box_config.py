@@ -90,9 +90,61 @@ def test_a_venues_own_asound_conf_is_kept(tmp_path):
     assert "CARD=X" in (root / "etc/asound.conf").read_text()
 
 
-def test_install_sh_runs_the_box_configuration_both_ways():
-    text = (REPO / "install.sh").read_text()
-    assert 'box-config.sh" install' in text and 'box-config.sh" uninstall' in text
+def _install_sh(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(REPO / "install.sh"), *args], capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.mark.skipif(not shutil.which("rsync"), reason="rsync not installed (./install.sh --dev)")
+def test_install_sh_box_mode_into_a_scratch_root_then_uninstall_keeps_only_the_show(tmp_path):
+    """The whole box install (`install.sh --root`), not box-config.sh alone: code, venv,
+    unit, config, keys, state folders and the box's own configuration; again with nothing of
+    the box's files rewritten; then `--uninstall` leaves shows, engines, logs and a key a
+    technician added, nothing else."""
+    root = tmp_path / "box"
+    kept = {"var/lib/appliance/shows/venue/show.toml": "[show]\n",
+            "var/lib/appliance/engines/genre-1.3/manifest.json": "{}",
+            "var/lib/appliance/events/demo.jsonl": '{"t":0}\n'}
+    for rel, text in kept.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+
+    r = _install_sh("--root", str(root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    src, exe = root / "opt/appliance/src", root / "opt/appliance/venv/bin/appliance"
+    daemon = "appliance/service/daemon.py"
+    assert (src / daemon).read_bytes() == (REPO / daemon).read_bytes()
+    assert not (src / ".git").exists() and not (src / ".venv").exists()
+    assert (root / "etc/systemd/system/appliance.service").read_bytes() == \
+        (FW / "systemd/appliance.service").read_bytes()
+    assert (root / "etc/appliance/appliance.toml").read_bytes() == \
+        (FW / "appliance.toml").read_bytes()
+    for key in (FW / "trusted_keys").glob("*.pub"):
+        assert (root / "etc/appliance/trusted_keys" / key.name).read_bytes() == key.read_bytes()
+    for rel in ("engines", "shows", "events", "plans", "metrics"):
+        assert (root / "var/lib/appliance" / rel).is_dir(), rel
+    for rel, shipped in INSTALLED.items():
+        assert (root / rel).read_bytes() == shipped.read_bytes(), rel
+    # the installed command runs from its own venv and accepts the config it was given
+    r = subprocess.run([str(exe), "check-config", "--config",
+                        str(root / "etc/appliance/appliance.toml")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+    def box_files() -> dict[str, str]:
+        return {k: v for k, v in _tree(root).items() if k.startswith(("etc/", "var/"))}
+
+    before = box_files()
+    r = _install_sh("--root", str(root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert box_files() == before  # config, unit, keys, box config: nothing rewritten or added
+
+    (root / "etc/appliance/trusted_keys/venue.pub").write_text("a key added on the box\n")
+    r = _install_sh("--uninstall", "--root", str(root))
+    assert r.returncode == 0, r.stdout + r.stderr
+    left = set(_tree(root))
+    assert left == set(kept) | {"etc/appliance/trusted_keys/venue.pub"}, left
+    assert not (root / "opt").exists() and not (root / "var/lib/appliance/metrics").exists()
 
 
 def test_alsa_names_the_card_not_its_index_with_plug_over_dsnoop():
