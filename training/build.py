@@ -123,6 +123,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--init-from", type=Path, default=None, metavar="BUNDLE",
                     help="continue from this engine bundle's weights (its model.onnx) instead "
                          "of a fresh network; the network options must match its build")
+    ap.add_argument("--refit-head", action="store_true",
+                    help="after training, fit the last layer again on the training windows' "
+                         "embeddings with every class weighted equally (training.head_refit); "
+                         "with --init-from and --epochs 0, on a bundle's network as it is")
     return ap.parse_args(argv)
 
 
@@ -182,7 +186,9 @@ def main(argv: list[str] | None = None) -> dict:
     name = a.name or ("quick" if a.quick else "placeholder")
     version = a.version or "0.0"
     out = a.out or Path("engines") / f"{name}-{version}"
-    epochs = a.epochs or (2 if a.quick else 30)
+    epochs = a.epochs if a.epochs is not None else (2 if a.quick else 30)
+    if epochs < 0 or (epochs == 0 and a.init_from is None):
+        raise SystemExit("--epochs wants a count of 1 or more (0 only with --init-from)")
     budget = a.time_budget or (60.0 if a.quick else 900.0)
     fe = FrontEnd()
 
@@ -228,6 +234,18 @@ def main(argv: list[str] | None = None) -> dict:
                         mixup_p=a.mixup, register=a.register, band_norm=a.band_norm,
                         eq_db=a.eq_db, device=device, lr=a.lr,
                         init_from=init["model"] if init else None)
+    refit = None
+    if a.refit_head:
+        import torch
+
+        from training.head_refit import refit_head
+        from training.train import evaluate
+
+        refit = refit_head(model, xt, yt, n_labels=len(LABELS), seed=a.seed)
+        acc, _ = evaluate(model, torch.from_numpy(np.asarray(xv, dtype=np.float32)).unsqueeze(1),
+                          torch.from_numpy(np.asarray(yv, dtype=np.int64)))
+        refit["val_acc_after"] = round(acc, 4)
+        print(f"[build] val accuracy after the head refit {acc:.4f}", flush=True)
     t_train = time.monotonic() - t0 - t_data
 
     rng = np.random.default_rng(a.seed)
@@ -276,6 +294,7 @@ def main(argv: list[str] | None = None) -> dict:
                      "eq_db": a.eq_db,
                      "lr": a.lr,
                      "init_from": init,
+                     "head_refit": refit,
                      "val_acc_per_epoch": [round(v, 4) for v in hist.get("val_acc", [])],
                      "seconds_data": round(t_data, 1), "seconds_train": round(t_train, 1),
                      "host": platform.machine(), "device": device_name(device)},
