@@ -35,6 +35,7 @@ from appliance.service.hotswap import EngineSource, HotSwap, Loaded, Ticket
 from appliance.service.live import WATCHERS_MAX, LiveFeed, make_reading
 from appliance.service.metrics import Metrics, Snapshot
 from appliance.service.notify import Watchdog, notify, watchdog_interval
+from appliance.service.pacing import wait_for_next_frame
 from appliance.service.reload import reload_config_and_show
 from appliance.service.safemode import StartRecord, run_safe
 from appliance.service.selftest import Facts, levels_from
@@ -411,13 +412,7 @@ def run(config: Config) -> int:
                 if metrics is not None:
                     metrics.update(snapshot())  # written only when a value changed
                 status_at = now
-            frame += 1
-            # pace to the show's frame rate; a late frame is not made up for
-            wait = t0 + frame / show.fps - time.monotonic()
-            if wait > 0:
-                stop.wait(wait)
-            else:
-                frame = int((time.monotonic() - t0) * show.fps)
+            frame = wait_for_next_frame(stop, t0, frame, show.fps)
     finally:
         notify("STOPPING=1")
         log.info("stopping")

@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+from appliance.service.pacing import wait_for_next_frame
 from appliance.show.cues import PlayFilm
 from appliance.show.showfile import Show
 
@@ -145,12 +146,7 @@ def run_safe(config, show: Show, starts: StartRecord) -> int:
                 events.write(event)
             watchdog.beat("render")
             watchdog.tick()
-            frame += 1
-            wait = t0 + frame / show.fps - time.monotonic()
-            if wait > 0:
-                stop.wait(wait)
-            else:
-                frame = int((time.monotonic() - t0) * show.fps)
+            frame = wait_for_next_frame(stop, t0, frame, show.fps)
         clean = True
     finally:
         notify("STOPPING=1")
