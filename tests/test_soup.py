@@ -1,4 +1,4 @@
-"""The weight soup (training.experiments.soup): its model is the mean of two bundles' weights,
+"""The weight soup (training.soup): its model is the mean of two bundles' weights,
 runs like either, and two different networks are refused."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from onnx import numpy_helper
 
 from appliance.config import repo_root
-from training.experiments.soup import soup
+from training.soup import soup
 
 ENGINES = repo_root() / "engines"
 

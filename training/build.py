@@ -8,7 +8,9 @@
 windows are cached under ``training/cache/``, so a second build with the same settings skips
 straight to training.
 
-The shipped engine (``engines/genre-1.3``; under 2 hours on 2 cores, cold) is built with
+The shipped engine, genre-2.6, is several of these commands in a row (two continuations, a
+weight soup and a head refit): ``training/recipes/genre-2.6.sh``. genre-1.3 (shipped until
+2026-12-04; under 2 hours on 2 cores, cold) was built with
 
     python -m training.build --name genre --version 1.3 --out engines/genre-1.3 \
         --minutes-per-class 200 --clip-s 15 --val-minutes-per-class 8 --val-clip-s 30 \

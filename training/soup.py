@@ -1,6 +1,6 @@
 """Average the weights of two bundles of one network into a third (a "weight soup").
 
-    python -m training.experiments.soup engines/genre-2.1 engines/genre-2.2 --out /tmp/soup
+    python -m training.soup engines/genre-2.1 engines/genre-2.2 --out /tmp/soup
     python -m training.build --init-from /tmp/soup --epochs 0 ...   # export it as a bundle
 
 Why: genre-2.2 is genre-2.1 trained on, and on dev-real the two fail on different styles
@@ -45,7 +45,7 @@ def soup(a: Path, b: Path, out: Path, weight_b: float = 0.5) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m training.experiments.soup",
+    ap = argparse.ArgumentParser(prog="python -m training.soup",
                                  description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("a", type=Path)
