@@ -97,6 +97,7 @@ output = "offscreen"
 [service]
 events_dir = "{tmp_path / 'events'}"
 control_socket = ""
+metrics_file = "{tmp_path / 'metrics.prom'}"
 """)
     (tmp_path / "d").mkdir()
     d = Daemon(tmp_path / "appliance.toml", tmp_path / "d", WATCHDOG_USEC="2000000",

@@ -42,6 +42,7 @@ output = "offscreen"
 [service]
 events_dir = "{root / 'events'}"
 log_level = "info"
+metrics_file = "{root / 'metrics.prom'}"
 """)
     return root
 

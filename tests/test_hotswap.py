@@ -57,6 +57,7 @@ output = "offscreen"
 events_dir = "{root / 'events'}"
 control_socket = "{root / 'run' / 'control.sock'}"
 control_group = ""
+metrics_file = "{root / 'metrics.prom'}"
 """)
     return root
 
