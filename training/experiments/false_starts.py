@@ -4,11 +4,12 @@
 
 Window accuracy on no-music says how often the engine alone names a style; what a gallery
 sees is the listener's music gate (smoothing, hysteresis, the level floor) and the show's
-rule that music must be heard for ``start_after_music_s`` (the demo show's 2 s) before the
-film starts. Each no-music kind of dev-real (crowd, HVAC, traffic, coughs, phone, glasses:
-kinds training never saw) is played as one stream, its clips back to back, through each
-bundle's Listener with the bundle's own smoothing; the report gives the share of time the
-gate says "music" and the number of runs of "music" long enough to start a show.
+own rule for leaving the attract loop. Each no-music kind of dev-real (crowd, HVAC, traffic,
+coughs, phone, glasses: kinds training never saw) is played as one stream, its clips back to
+back, through each bundle's Listener (its own smoothing) into the box's Director running the
+demo show; the report gives the share of time the gate says "music" and how many times the
+Director left the attract loop for the film. A film that starts runs its length, so noise
+during it starts nothing more, as on the box.
 """
 
 from __future__ import annotations
@@ -19,35 +20,31 @@ from pathlib import Path
 
 import numpy as np
 
+from appliance.config import demo_show_dir
 from appliance.listen import Listener, load_bundle
 from appliance.listen.engine import OnnxEngine
+from appliance.show.director import MAIN, Director
+from appliance.show.showfile import load_show_or_raise
 from training import devreal
 
-START_AFTER_S = 2.0  # the demo show's start_after_music_s
 
-
-def false_starts(bundle_dir: Path, streams: dict[str, np.ndarray],
-                 start_after_s: float = START_AFTER_S) -> dict:
+def false_starts(bundle_dir: Path, streams: dict[str, np.ndarray]) -> dict:
     """Per no-music kind: seconds heard, share of estimates with music present, and how many
-    runs of music lasted ``start_after_s`` or more (each would start a show)."""
+    times the demo show's Director started its film."""
     bundle = load_bundle(bundle_dir)
+    show, _ = load_show_or_raise(demo_show_dir())
     out: dict[str, dict] = {}
     for kind, audio in streams.items():
-        listener = Listener(OnnxEngine(bundle))
-        flags, times = [], []
+        listener, director = Listener(OnnxEngine(bundle)), Director(show)
+        flags, starts = [], 0
         hop = bundle.hop_samples * 8
         for i in range(0, len(audio), hop):
             for e in listener.feed(audio[i:i + hop]):
                 flags.append(e.music_present)
-                times.append(e.t)
-        starts, since = 0, None
-        for t, m in zip(times, flags, strict=True):
-            if m and since is None:
-                since, counted = t, False
-            elif not m:
-                since = None
-            if m and since is not None and not counted and t - since >= start_after_s:
-                starts, counted = starts + 1, True
+                director.hear(e)
+                director.advance(e.t)
+                starts += sum(ev.get("event") == "state" and ev.get("state") == MAIN
+                              for ev in director.drain_events())
         out[kind] = {"seconds": round(len(audio) / listener.fe.sample_rate, 1),
                      "music_share": round(float(np.mean(flags)) if flags else 0.0, 3),
                      "false_starts": starts}
