@@ -6,19 +6,18 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
 
 from appliance.config import repo_root
 from training.soup import soup
+from training.warm_start import bundle_weights
 
 ENGINES = repo_root() / "engines"
 
 
 def _weights(path):
-    return {i.name: numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer}
+    return {k: v.numpy() for k, v in bundle_weights(path).items()}
 
 
 def test_soup_is_the_mean_of_both_bundles(tmp_path):

@@ -22,12 +22,14 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from training.warm_start import bundle_weights
+
 
 def soup(a: Path, b: Path, out: Path, weight_b: float = 0.5) -> Path:
     """Write ``out/model.onnx``: ``a``'s graph with every initializer the weighted mean of
     ``a``'s and ``b``'s (``weight_b`` on ``b``); refuses bundles of different networks."""
-    ma, mb = onnx.load(str(a / "model.onnx")), onnx.load(str(b / "model.onnx"))
-    wb = {i.name: numpy_helper.to_array(i) for i in mb.graph.initializer}
+    ma = onnx.load(str(a / "model.onnx"))
+    wb = {k: v.numpy() for k, v in bundle_weights(b / "model.onnx").items()}
     for init in ma.graph.initializer:
         x = numpy_helper.to_array(init)
         y = wb.get(init.name)
