@@ -81,9 +81,10 @@ def test_streaming_features_equal_offline_features(band_bundle):
     np.testing.assert_allclose(seen[-1], want, rtol=0, atol=1e-4)
 
 
-def test_window_not_yet_heard_reads_as_digital_silence(band_bundle):
+def test_window_not_yet_heard_is_filled_with_what_was_heard(band_bundle):
     """Before a whole window is heard the engine sees the heard frames at the window's end
-    and, before them, exactly what log_mel gives for digital silence."""
+    and, before them, the same frames again: no cut from digital silence, which no training
+    window has (docs/experiments/genre-2.md, "the listener's first seconds")."""
     seen: list[np.ndarray] = []
     b = load_bundle(band_bundle)
     lis = Listener(WindowRecorder(b, seen))
@@ -92,10 +93,35 @@ def test_window_not_yet_heard_reads_as_digital_silence(band_bundle):
     assert len(out) == 1 and len(seen) == 1 and out[0].t == b.hop_s
     heard = log_mel(audio, b.frontend)
     k = heard.shape[1]
-    assert 0 < k < b.n_frames
-    np.testing.assert_allclose(seen[0][:, -k:], heard, rtol=0, atol=1e-4)
-    silence = log_mel(np.zeros(b.window_samples, np.float32), b.frontend)
-    np.testing.assert_array_equal(seen[0][:, :-k], silence[:, : b.n_frames - k])
+    assert 0 < 2 * k < b.n_frames
+    window = seen[0]
+    assert window.shape == (b.frontend.n_mels, b.n_frames)
+    np.testing.assert_allclose(window[:, -k:], heard, rtol=0, atol=1e-4)
+    # every earlier frame is the heard frame one period of k later
+    np.testing.assert_array_equal(window[:, :-k], window[:, k:])
+    silence = log_mel(np.zeros(b.hop_samples, np.float32), b.frontend)[:, 0]
+    assert not np.any(np.all(window == silence[:, None], axis=0))
+
+
+def test_level_gate_judges_the_heard_part_only(band_bundle):
+    """A quiet room heard for one hop reads at its own level, not diluted by the unheard
+    part of the window (which would read ~8 dB lower and could pass for digital silence)."""
+    lis = Listener(OnnxEngine(load_bundle(band_bundle)))
+    x = tone(band_tone_hz(1), 0.5)
+    x = (x * 10 ** (-60 / 20) / np.sqrt(np.mean(x ** 2))).astype(np.float32)  # -60 dBFS
+    lis.feed(x)
+    assert abs(lis.last_window_db - (-60.0)) < 1.0
+
+
+def test_first_estimate_alone_does_not_start_the_music(band_bundle):
+    """The moving average starts from "no music": one window of a clear style, heard at
+    start, is not yet music; the same sound a few hops on is."""
+    lis = Listener(OnnxEngine(load_bundle(band_bundle)))
+    out = lis.feed(tone(band_tone_hz(2), 0.5))
+    assert len(out) == 1 and out[0].raw_probs["ragtime"] > 0.5
+    assert not out[0].music_present and out[0].genre == "none"
+    later = lis.feed(tone(band_tone_hz(2), 2.5))
+    assert later[-1].music_present and later[-1].genre == "ragtime"
 
 
 def test_listener_names_the_band_and_follows_a_change(band_bundle):
@@ -106,7 +132,7 @@ def test_listener_names_the_band_and_follows_a_change(band_bundle):
     assert later[-1].genre == "baroque"
     changed_at = next(e.t for e in later if e.genre == "baroque")
     assert 4.0 < changed_at <= 7.0
-    # one reading per hop from the first hop on: the unheard part of the window is silence
+    # one reading per hop from the first hop on, before a whole window has been heard
     assert [round(e.t, 2) for e in first] == [0.5 + 0.5 * i for i in range(len(first))]
 
 

@@ -216,4 +216,4 @@ def test_a_new_engine_takes_over_on_a_whole_window_of_what_was_heard(band_bundle
         assert first.raw_probs[label] == pytest.approx(p, abs=1e-5)
     assert first.music_present and first.genre == reference.genre == before[-1].genre
     cold = Listener(OnnxEngine(load_bundle(band_bundle))).feed(audio[rate * 5:rate * 5 + hop])
-    assert cold[0].raw_probs != pytest.approx(reference.raw_probs, abs=1e-3)  # what it avoids
+    assert not cold[0].music_present  # what it avoids: a cold start reads as the music stopping

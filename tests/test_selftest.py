@@ -208,9 +208,12 @@ def test_display_check_on_this_machine_reads_the_real_sysfs():
         assert not result.ok and "no display connector found" in result.detail
 
 
+KEY_AT_S = 4.0  # after the film has started (the listener needs ~2 s of music, then the show)
+
+
 def test_selftest_key_stand_in_posted_key_event_shows_the_card_in_the_real_daemon(
         tmp_path, band_bundle):
-    """A T key press posted into pygame's event queue 3 s after start (where a USB keyboard's
+    """A T key press posted into pygame's event queue 4 s after start (where a USB keyboard's
     arrives on the box) runs the self-test inside the show; the recorded output shows the
     card over the film, and the result reaches `appliance status` and the events file.
     On the box: plug a keyboard in, press T, read the screen."""
@@ -218,7 +221,7 @@ def test_selftest_key_stand_in_posted_key_event_shows_the_card_in_the_real_daemo
 
     rec = tmp_path / "screen.mp4"
     config = make_box(tmp_path, band_bundle, size=(640, 360), record=rec, main_s=20.0)
-    d = Daemon(config, tmp_path, APPLIANCE_TEST_KEY="t@3")
+    d = Daemon(config, tmp_path, APPLIANCE_TEST_KEY=f"t@{KEY_AT_S:g}")
     d.wait_for("READY=1", timeout=60)
     reading = Collecting(d)
     try:
@@ -245,7 +248,7 @@ def test_selftest_key_stand_in_posted_key_event_shows_the_card_in_the_real_daemo
     with av.open(str(rec)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     fps = 10
-    film, card = frames[int((main_at + 0.8) * fps)], frames[-3]
+    film, card = frames[int((main_at + KEY_AT_S) / 2 * fps)], frames[-3]  # film: before the key
 
     def background(frame: np.ndarray) -> float:  # share of the picture in the card's colour
         square = frame[:, 140:500].reshape(-1, 3).astype(int)  # where the 32×32 film shows
