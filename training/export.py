@@ -80,7 +80,9 @@ class _WindowReader(CalibrationDataReader):
 
 
 def quantize_int8(fp32_path: Path | str, int8_path: Path | str, calib_x: np.ndarray, *,
-                  method: CalibrationMethod = CalibrationMethod.MinMax) -> None:
+                  method: CalibrationMethod = CalibrationMethod.MinMax,
+                  weights_8bit: bool = False, float_ops: tuple[str, ...] = (),
+                  float_nodes: tuple[str, ...] = ()) -> None:
     """Static QDQ INT8 (symmetric, per-channel weights) calibrated on ``calib_x`` windows.
 
     Weights use 7 bits (``reduce_range``). On x86 CPUs without VNNI (AVX2 only, this
@@ -88,19 +90,23 @@ def quantize_int8(fp32_path: Path | str, int8_path: Path | str, calib_x: np.ndar
     pairs of u8 x s8 products in 16 bits, which saturates with full-range weights: genre-1.3,
     quantized without it, agreed with its own FP32 model on 0.41 of dev-real windows (0.99 on
     windows like its training ones), and 0.98 once re-quantized with it. TensorRT and VNNI
-    CPUs do not need it; 7-bit weights cost them next to nothing."""
+    CPUs do not need it; 7-bit weights cost them next to nothing. ``weights_8bit`` lifts the
+    guard; ``float_ops``: node types left unquantised besides Softmax (e.g. "Gemm");
+    ``float_nodes``: node names left unquantised (e.g. "/features/features.0/conv/Conv")."""
     calib = _as_nchw(calib_x)
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         # skip_symbolic_shape: the graph has static shapes but for N, and sympy is optional
         quant_pre_process(str(fp32_path), str(pre), skip_symbolic_shape=True)
         g = onnx.load(str(pre))
-        keep_float = [n.name for n in g.graph.node if n.op_type == "Softmax"]
+        excluded = [n.name for n in g.graph.node
+                    if n.op_type in ("Softmax", *float_ops) or n.name in float_nodes]
         quantize_static(
             str(pre), str(int8_path), _WindowReader(calib),
             quant_format=QuantFormat.QDQ, per_channel=True,
             activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=keep_float, calibrate_method=method, reduce_range=True,
+            nodes_to_exclude=excluded, calibrate_method=method,
+            reduce_range=not weights_8bit,
             extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
     onnx.checker.check_model(str(int8_path))
