@@ -84,7 +84,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
             print(f"appliance: {name}: {wrong}", file=sys.stderr)
             failed += 1
             continue
-        listener = Listener(engine)  # each file is heard from silence, as the box would
+        listener = Listener(engine)  # each file from its start, as a box that starts listening
         src = open_source(f"file:{name}", rate=rate)
         length = audio_duration(Path(name))
         counts: dict[str, int] = {}
